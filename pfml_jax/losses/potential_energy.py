@@ -1,0 +1,145 @@
+"""PFML's loss: the total potential energy of embeddings and proxies (paper Eq. 6).
+
+    U = sum over ordered pairs (a != b) of X = embeddings U proxies of
+        psi_att(d_ab)  if label_a == label_b  else  psi_rep(d_ab)
+
+with d the Euclidean distance between L2-normalised points. Sample-sample, sample-proxy and
+proxy-proxy pairs all count, and gradients reach both ends of every pair.
+
+Two paths compute the same number: ``dense`` (every pair, autodiff; small sets) and
+``block_sparse`` (screened and exact, pure XLA, any backend). ``method="auto"`` picks dense for
+small sets, else block_sparse.
+"""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from pfml_jax.losses.block_sparse_field import BlockLayout, block_sparse_energy_and_grad
+from pfml_jax.losses.dense_field import dense_energy
+from pfml_jax.losses.potentials import FieldParams
+
+METHODS = ("auto", "dense", "block_sparse")
+# The dense path holds a few (P, P, D) float32 arrays for autodiff; above this many elements
+# the screened paths win on time and memory.
+DENSE_MAX_ELEMENTS = 2**22
+
+
+class _Plan(NamedTuple):
+  """Everything static about one fast-path call."""
+
+  field: FieldParams
+  layout: BlockLayout
+  method: str
+  mesh: jax.sharding.Mesh | None
+  axis: str | None
+
+
+def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
+  """x / ||x|| in float32 per row; zero rows stay zero with finite gradients."""
+  x = x.astype(jnp.float32)
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
+
+
+def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
+                     proxies: jnp.ndarray | None = None, proxy_labels: jnp.ndarray | None = None,
+                     *, alpha: float = 3.0, delta_att: float = 0.2, delta_rep: float = 0.2,
+                     normalize_proxies: bool = True, method: str = "auto",
+                     mesh: jax.sharding.Mesh | None = None, axis: str = "data") -> jnp.ndarray:
+  """PFML's total potential energy; a float32 scalar, differentiable in embeddings and proxies.
+
+  Args:
+    embeddings: (B, D) float32 or bfloat16; L2-normalised here.
+    labels: (B,) int; a label < 0 marks a padding row that contributes nothing.
+    proxies: optional (Q, D) learnable proxies (see ``proxies.py``); None for none.
+    proxy_labels: (Q,) int class of each proxy (< 0 for padding proxies).
+    alpha: decay exponent of the potentials (paper: 3).
+    delta_att: radius inside which attraction is flat (paper: 0.2).
+    delta_rep: radius beyond which repulsion is constant (paper: 0.2).
+    normalize_proxies: project proxies onto the unit sphere like the embeddings (default).
+    method: "auto", "dense" or "block_sparse" (see the module docstring).
+    mesh: optional mesh whose ``axis`` splits the pair rows of the fast paths across devices
+      (each device screens and evaluates its rows against all points). Without it, XLA
+      partitions the computation by itself; the value is the same either way.
+    axis: the mesh axis name used with ``mesh``.
+  Returns:
+    The energy U as a float32 scalar.
+  """
+  field = FieldParams(alpha, delta_att, delta_rep).validate()
+  if method not in METHODS:
+    raise ValueError(f"potential_energy: method must be one of {METHODS}, got {method!r}.")
+  points, point_labels = _gather_points(embeddings, labels, proxies, proxy_labels,
+                                        normalize_proxies)
+  num_points, dim = points.shape
+  if method == "auto":
+    method = _auto_method(num_points, dim)
+  if method == "dense":
+    return dense_energy(points, point_labels, field)
+  shards = 1 if mesh is None else mesh.shape[axis]
+  layout = BlockLayout.for_points(num_points, shards=shards)
+  pad = layout.padded_size - num_points
+  points = jnp.pad(points, ((0, pad), (0, 0)))
+  point_labels = jnp.pad(point_labels, (0, pad), constant_values=-1)
+  plan = _Plan(field, layout, method, mesh if shards > 1 else None, axis)
+  return _screened_energy(points, point_labels, plan)
+
+
+def _gather_points(embeddings, labels, proxies, proxy_labels, normalize_proxies):
+  """X = normalised embeddings followed by the proxies, with their int32 labels."""
+  if embeddings.ndim != 2 or labels.shape != embeddings.shape[:1]:
+    raise ValueError("potential_energy: embeddings must be (B, D) and labels (B,), got "
+                     f"{embeddings.shape} and {labels.shape}.")
+  points = [l2_normalize(embeddings)]
+  point_labels = [labels.astype(jnp.int32)]
+  if proxies is not None:
+    if proxy_labels is None or proxies.ndim != 2 or proxy_labels.shape != proxies.shape[:1]:
+      raise ValueError("potential_energy: proxies must be (Q, D) with proxy_labels (Q,).")
+    if proxies.shape[1] != embeddings.shape[1]:
+      raise ValueError(f"potential_energy: proxies have dimension {proxies.shape[1]} but "
+                       f"embeddings {embeddings.shape[1]}.")
+    proxies = proxies.astype(jnp.float32)
+    points.append(l2_normalize(proxies) if normalize_proxies else proxies)
+    point_labels.append(proxy_labels.astype(jnp.int32))
+  return jnp.concatenate(points), jnp.concatenate(point_labels)
+
+
+def _auto_method(num_points: int, dim: int) -> str:
+  if num_points * num_points * dim <= DENSE_MAX_ELEMENTS:
+    return "dense"
+  return "block_sparse"
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _screened_energy(points, labels, plan):
+  return _energy_and_grad(points, labels, plan)[0]
+
+
+def _screened_energy_fwd(points, labels, plan):
+  energy, gradient = _energy_and_grad(points, labels, plan)
+  return energy, gradient
+
+
+def _screened_energy_bwd(plan, gradient, cotangent):
+  del plan
+  return cotangent * gradient, None
+
+
+_screened_energy.defvjp(_screened_energy_fwd, _screened_energy_bwd)
+
+
+def _energy_and_grad(points, labels, plan: _Plan):
+  """Energy and its gradient in one pass (the fast paths produce both together)."""
+  kernel = block_sparse_energy_and_grad
+  if plan.mesh is None:
+    return kernel(points, labels, jnp.int32(0), plan.layout, plan.field)
+
+  def shard(points, labels):
+    row_start = jax.lax.axis_index(plan.axis) * plan.layout.rows_per_shard
+    energy, gradient = kernel(points, labels, row_start, plan.layout, plan.field)
+    return jax.lax.psum(energy, plan.axis), gradient
+
+  spec = jax.sharding.PartitionSpec
+  return jax.shard_map(shard, mesh=plan.mesh, in_specs=(spec(), spec()),
+                       out_specs=(spec(), spec(plan.axis)))(points, labels)
