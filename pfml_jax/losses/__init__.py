@@ -1,5 +1,6 @@
 """Metric-learning losses: PFML's potential energy and the paper's baselines."""
 
 from pfml_jax.losses.potential_energy import potential_energy
+from pfml_jax.losses.registry import LOSSES, Loss, make_loss
 
-__all__ = ["potential_energy"]
+__all__ = ["LOSSES", "Loss", "make_loss", "potential_energy"]

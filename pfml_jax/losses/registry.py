@@ -1,0 +1,80 @@
+"""Every loss by config name, behind one call style.
+
+A loss function has the signature
+
+    fn(embeddings, labels, proxies, proxy_labels, **hyperparameters) -> float32 scalar
+
+with (B, D) embeddings (normalised inside where the loss needs it), (B,) int labels where < 0
+marks padding rows, and (Q, D) proxies with (Q,) labels (Q = 0 for proxy-free losses).
+``make_loss(name, **overrides)`` binds the hyperparameters; the trainer holds the proxies.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from pfml_jax.losses import proxies as proxy_lib
+from pfml_jax.losses.potential_energy import potential_energy
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+  """A registered loss: its function, proxy needs and default hyperparameters."""
+
+  fn: Callable[..., jnp.ndarray]
+  proxies_per_class: int  # default M; 0 means the loss has no proxies
+  min_proxies_per_class: int = 0  # the fewest per class the loss is defined with
+  proxy_init: str = "unit_normal"
+  defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+LOSSES: dict[str, LossSpec] = {
+    # PFML (paper Sec. 3): alpha = 3, delta = 0.2, M = 15 on CUB/Cars (configs set M = 2 on SOP).
+    "pfml": LossSpec(potential_energy, proxies_per_class=15,
+                     defaults=dict(alpha=3.0, delta_att=0.2, delta_rep=0.2,
+                                   normalize_proxies=True, method="auto")),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+  """A loss with bound hyperparameters; proxies are passed in, so it stays pure."""
+
+  name: str
+  spec: LossSpec
+  proxies_per_class: int
+  hparams: dict[str, Any]
+
+  def init_proxies(self, rng: jax.Array, num_classes: int, dim: int) -> jnp.ndarray:
+    """(num_classes * M, dim) float32 initial proxies ((0, dim) for proxy-free losses)."""
+    if self.proxies_per_class == 0:
+      return jnp.zeros((0, dim), jnp.float32)
+    return proxy_lib.init_proxies(rng, num_classes, self.proxies_per_class, dim,
+                                  self.spec.proxy_init)
+
+  def proxy_labels(self, num_classes: int) -> jnp.ndarray:
+    return proxy_lib.proxy_labels(num_classes, self.proxies_per_class)
+
+  def __call__(self, embeddings, labels, proxies, proxy_labels, **call_options) -> jnp.ndarray:
+    return self.spec.fn(embeddings, labels, proxies, proxy_labels, **self.hparams,
+                        **call_options)
+
+
+def make_loss(name: str, proxies_per_class: int | None = None, **overrides) -> Loss:
+  """The registered loss ``name`` with ``overrides`` applied to its default hyperparameters."""
+  if name not in LOSSES:
+    raise ValueError(f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
+  spec = LOSSES[name]
+  unknown = set(overrides) - set(spec.defaults)
+  if unknown:
+    raise ValueError(f"Loss {name!r} has no hyperparameter(s) {sorted(unknown)}; it takes "
+                     f"{sorted(spec.defaults)}.")
+  per_class = spec.proxies_per_class if proxies_per_class is None else int(proxies_per_class)
+  if spec.proxies_per_class == 0 and per_class != 0:
+    raise ValueError(f"Loss {name!r} uses no proxies; leave proxies_per_class unset.")
+  if per_class < spec.min_proxies_per_class:
+    raise ValueError(f"Loss {name!r}: proxies_per_class must be >= "
+                     f"{spec.min_proxies_per_class}, got {per_class}.")
+  return Loss(name, spec, per_class, {**spec.defaults, **overrides})
