@@ -104,6 +104,7 @@ def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
     (energy, gradient) with gradient of shape (layout.rows_per_shard, D): the gradient of the
     whole energy (every ordered pair, both ends) with respect to this shard's rows.
   """
+  points, labels = jnp.asarray(points, jnp.float32), jnp.asarray(labels, jnp.int32)
   block, dim = layout.block, points.shape[1]
   num_blocks = points.shape[0] // block
   shard_blocks = layout.rows_per_shard // block
