@@ -16,7 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from pfml_jax.losses import proxies as proxy_lib
+from pfml_jax.losses.multi_similarity import multi_similarity_loss
+from pfml_jax.losses.normalized_softmax import normalized_softmax_loss
 from pfml_jax.losses.potential_energy import potential_energy
+from pfml_jax.losses.proxy_anchor import proxy_anchor_loss
+from pfml_jax.losses.proxy_nca import proxy_nca_loss
+from pfml_jax.losses.triplet import triplet_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +40,22 @@ LOSSES: dict[str, LossSpec] = {
     "pfml": LossSpec(potential_energy, proxies_per_class=15,
                      defaults=dict(alpha=3.0, delta_att=0.2, delta_rep=0.2,
                                    normalize_proxies=True, method="auto")),
+    # Baselines (docs/losses.md). Proxy Anchor: alpha = 32, delta = 0.1, kaiming-normal proxies
+    # (Kim et al. 2020 and their code; the recipe trains proxies at 100x the learning rate).
+    "proxy_anchor": LossSpec(proxy_anchor_loss, proxies_per_class=1, min_proxies_per_class=1,
+                             proxy_init="kaiming_normal", defaults=dict(alpha=32.0, margin=0.1)),
+    # ProxyNCA as pytorch-metric-learning's ProxyNCALoss; scale 32 from Proxy Anchor's code.
+    "proxy_nca": LossSpec(proxy_nca_loss, proxies_per_class=1, min_proxies_per_class=1,
+                          defaults=dict(softmax_scale=32.0)),
+    # Multi-Similarity with its mining (Wang et al. 2019): alpha 2, beta 50, lambda 0.5, eps 0.1.
+    "multi_similarity": LossSpec(multi_similarity_loss, proxies_per_class=0,
+                                 defaults=dict(alpha=2.0, beta=50.0, base=0.5, epsilon=0.1)),
+    # Triplet, semi-hard mining, margin 0.1 (Proxy Anchor's code); mining="batch_hard" also.
+    "triplet": LossSpec(triplet_loss, proxies_per_class=0,
+                        defaults=dict(margin=0.1, mining="semi_hard")),
+    # Normalized Softmax (Zhai & Wu 2019): one normalised weight per class, temperature 0.05.
+    "normalized_softmax": LossSpec(normalized_softmax_loss, proxies_per_class=1,
+                                   min_proxies_per_class=1, defaults=dict(temperature=0.05)),
 }
 
 
