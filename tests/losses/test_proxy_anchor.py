@@ -16,6 +16,7 @@ from pfml_jax.losses import make_loss
 from pfml_jax.losses.proxy_anchor import proxy_anchor_loss
 
 HPARAMS = dict(alpha=32.0, margin=0.1)
+ROWS, PROXY_ROWS = 112, 48  # every batch / proxy set is padded to these sizes
 
 
 def reference_loss(embeddings, labels, proxies, proxy_labels, alpha, margin):
@@ -75,11 +76,12 @@ def loss_and_grads(embeddings, labels, proxies, proxy_labels, **hparams):
       embeddings, labels, proxies, proxy_labels, **hparams)
 
 
-def padded_loss_and_grads(rng, embeddings, labels, proxies, proxy_labels, rows, proxy_rows):
+def padded_loss_and_grads(rng, embeddings, labels, proxies, proxy_labels):
   """The JAX loss on a padded batch; gradients of the real rows and proxies, and of padding."""
-  emb, emb_labels, places = padded(rng, embeddings, labels, rows)
-  prox = np.concatenate([proxies, rng.normal(size=(proxy_rows - len(proxies), proxies.shape[1]))])
-  prox_labels = np.pad(proxy_labels, (0, proxy_rows - len(proxies)), constant_values=-1)
+  emb, emb_labels, places = padded(rng, embeddings, labels, ROWS)
+  num_padding = PROXY_ROWS - len(proxies)
+  prox = np.concatenate([proxies, rng.normal(size=(num_padding, proxies.shape[1]))])
+  prox_labels = np.pad(proxy_labels, (0, num_padding), constant_values=-1)
   value, (grad_emb, grad_prox) = loss_and_grads(
       jnp.asarray(emb, jnp.float32), emb_labels, jnp.asarray(prox, jnp.float32), prox_labels,
       **HPARAMS)
@@ -99,12 +101,11 @@ def assert_matches(got, want, value_rtol=1e-5, grad_tol=1e-4):
 
 
 @pytest.mark.parametrize("sizes", [(10, 4, 1), (24, 8, 1), (32, 8, 2)])
-def test_matches_float64_paper_formula(sizes):
+def test_matches_float64_reference(sizes):
   num_samples, num_classes, per_class = sizes
   rng = np.random.default_rng(num_samples)
   embeddings, labels, proxies, proxy_labels = batch(rng, num_samples, num_classes, 8, per_class)
-  got, padding_grads = padded_loss_and_grads(rng, embeddings, labels, proxies, proxy_labels,
-                                             rows=40, proxy_rows=20)
+  got, padding_grads = padded_loss_and_grads(rng, embeddings, labels, proxies, proxy_labels)
   loss = functools.partial(reference_loss, **HPARAMS)
   want = (loss(embeddings, labels, proxies, proxy_labels),
           numeric_gradient(lambda e: loss(e, labels, proxies, proxy_labels), embeddings),
@@ -120,14 +121,13 @@ def test_matches_pytorch_metric_learning(sizes):
                                    reason="pytorch-metric-learning is not installed")
   num_samples, num_classes = sizes
   rng = np.random.default_rng(100 + num_samples)
-  embeddings, labels, proxies, proxy_labels = batch(rng, num_samples, num_classes, 32)
-  reference = pml_losses.ProxyAnchorLoss(num_classes, 32, **HPARAMS)  # also its defaults
+  embeddings, labels, proxies, proxy_labels = batch(rng, num_samples, num_classes, 8)
+  reference = pml_losses.ProxyAnchorLoss(num_classes, 8, **HPARAMS)  # also its defaults
   reference.proxies.data = torch.tensor(proxies)
   torch_embeddings = torch.tensor(embeddings, requires_grad=True)
   want_value = reference(torch_embeddings, torch.tensor(labels, dtype=torch.long))
   want_value.backward()
-  got, padding_grads = padded_loss_and_grads(rng, embeddings, labels, proxies, proxy_labels,
-                                             rows=112, proxy_rows=48)
+  got, padding_grads = padded_loss_and_grads(rng, embeddings, labels, proxies, proxy_labels)
   assert_matches(got, (want_value.item(), torch_embeddings.grad.numpy(),
                        reference.proxies.grad.numpy()))
   assert np.all(padding_grads == 0)
@@ -137,7 +137,7 @@ def test_all_padding_gives_zero_and_zero_gradients():
   rng = np.random.default_rng(8)
   _, _, proxies, proxy_labels = batch(rng, 4, 4, 8)
   got, padding_grads = padded_loss_and_grads(rng, np.zeros((0, 8)), np.zeros(0, np.int32),
-                                             proxies, proxy_labels, rows=40, proxy_rows=20)
+                                             proxies, proxy_labels)
   assert got[0] == 0 and np.all(got[2] == 0) and np.all(padding_grads == 0)
 
 
