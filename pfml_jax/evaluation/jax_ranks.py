@@ -6,10 +6,11 @@ other than q is
     rank(p) = 1 + #{j != self(q) : s_j > s_p  or  (s_j == s_p and j < p)}
 
 (similarity descending, ties by gallery index). Counting this for all R_max relevant items of
-each query needs no top-k: one pass of comparisons over each B x G similarity block, fused with
-the count, so Recall@1000 costs what Recall@1 costs and ties follow the rule by construction.
-Work is Q * G * (2E flops + ~3 * C comparisons) for C = largest class; memory is one B x G
-float32 block per device (B from ``block_bytes``), never Q x G.
+each query needs no top-k: per relevant item, one pass of comparisons over the B x G similarity
+block of its query block, reduced to a count. Recall@1000 costs what Recall@1 costs, and ties
+follow the rule by construction. Work is Q * G * (2E flops + ~4C comparisons) for C = largest
+class; memory is one B x G float32 block per device (B from ``block_bytes``) plus at most one
+B x G count temporary, never Q x G.
 
 Queries are split over all devices of the mesh along one axis, the gallery is replicated, and
 each device walks its queries in blocks with ``lax.map``. The similarity matmul runs at
@@ -97,13 +98,18 @@ def _block_ranks(queries: jnp.ndarray, relevant: jnp.ndarray, self_index: jnp.nd
   """(B, C) ranks of relevant items (-1 entries give _NO_ITEM) for one block of queries."""
   similarity = jnp.dot(queries, gallery.T, precision=jax.lax.Precision.HIGHEST,
                        preferred_element_type=jnp.float32)
-  target = jnp.take_along_axis(similarity, jnp.maximum(relevant, 0), axis=1)[:, :, None]
-  index = jax.lax.broadcasted_iota(jnp.int32, (1, 1, similarity.shape[1]), 2)
-  candidate = similarity[:, None, :]
-  ahead = (candidate > target) | ((candidate == target) & (index < relevant[:, :, None]))
-  count = jnp.sum(ahead, axis=2, dtype=jnp.int32)
+  target = jnp.take_along_axis(similarity, jnp.maximum(relevant, 0), axis=1)
+  index = jax.lax.broadcasted_iota(jnp.int32, (1, similarity.shape[1]), 1)
+
+  def count_ahead(slot):
+    # One relevant item per query at a time: B x G temporaries at most, on every backend.
+    slot_target, slot_item = slot[0][:, None], slot[1][:, None]
+    ahead = (similarity > slot_target) | ((similarity == slot_target) & (index < slot_item))
+    return jnp.sum(ahead, axis=1, dtype=jnp.int32)
+
+  count = jax.lax.map(count_ahead, (target.T, relevant.T)).T
   # The query's own row was counted like any other item; take it back out by index.
   own = jnp.take_along_axis(similarity, jnp.maximum(self_index, 0)[:, None], axis=1)
   own_ahead = (self_index[:, None] >= 0) & (
-      (own > target[:, :, 0]) | ((own == target[:, :, 0]) & (self_index[:, None] < relevant)))
+      (own > target) | ((own == target) & (self_index[:, None] < relevant)))
   return jnp.where(relevant >= 0, 1 + count - own_ahead.astype(jnp.int32), _NO_ITEM)

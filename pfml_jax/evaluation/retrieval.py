@@ -15,6 +15,7 @@ Backends, all returning identical metrics for the same embeddings (they return t
 on the host), ``"auto"`` (see ``auto_backend``), or any callable RankingProblem -> ranks.
 """
 
+import importlib.util
 from typing import Callable, Sequence
 
 import jax
@@ -29,9 +30,11 @@ BACKENDS: dict[str, RankFn] = {
     "jax": jax_ranks.positive_ranks,
     "faiss": faiss_ranks.positive_ranks,
 }
-# On CPU, the jax backend's cost grows with the largest class (one comparison pass per
-# relevant item) while faiss's does not; above this many relevant items faiss is faster.
-AUTO_CPU_MAX_RELEVANT = 32
+# On CPU both backends pay for the same float32 matmul; on top of it the jax backend pays ~3%
+# of it per relevant item of the largest class (C), faiss ~1 / 300 of it per neighbour of depth.
+# So on CPU auto takes jax only when depth >= AUTO_CPU_DEPTH_PER_ITEM * C (SOP: 1000 vs 11 ->
+# jax; CUB/Cars: depth ~ C -> faiss). Measured on 2 CPU cores, see docs/metrics.md.
+AUTO_CPU_DEPTH_PER_ITEM = 10
 
 
 def retrieval_metrics(embeddings, labels, ks: Sequence[int] = (1, 2, 4, 8), *,
@@ -82,8 +85,9 @@ def retrieval_metrics_qg(query_embeddings, query_labels, gallery_embeddings, gal
 
 
 def auto_backend(problem: RankingProblem) -> str:
-  """"jax" on GPU/TPU; on CPU "jax" unless a class is large enough that faiss wins."""
-  if jax.default_backend() != "cpu" or problem.width <= AUTO_CPU_MAX_RELEVANT:
+  """"jax" on GPU/TPU (or without faiss); on CPU the faster one for this depth and class size."""
+  if (jax.default_backend() != "cpu" or importlib.util.find_spec("faiss") is None
+      or problem.depth >= AUTO_CPU_DEPTH_PER_ITEM * problem.width):
     return "jax"
   return "faiss"
 

@@ -136,10 +136,16 @@ def test_sharded_over_eight_devices_equals_one_device():
   assert_same_metrics(sharded, retrieval_reference.metrics(x, labels, x, labels, ks, True))
 
 
-def test_auto_backend_runs_and_agrees():
+def test_auto_backend_follows_the_documented_cpu_rule_and_agrees():
   rng = np.random.default_rng(5)
   x, labels = lattice_set(rng, 20, 4)
-  assert retrieval_metrics(x, labels) == retrieval_metrics(x, labels, backend="faiss")
+  units = retrieval.unit_rows(x, "x")
+  for ks, want in [((1, 2), "faiss"), ((1, 100), "jax")]:
+    problem = make_problem(units, labels, units, labels, np.arange(len(x), dtype=np.int32), ks)
+    assert retrieval.auto_backend(problem) == want
+    auto = retrieval_metrics(x, labels, ks)
+    assert auto == retrieval_metrics(x, labels, ks, backend="jax")
+    assert auto == retrieval_metrics(x, labels, ks, backend="faiss")
 
 
 @pytest.mark.parametrize("call, message", [
