@@ -52,18 +52,14 @@ class BlockLayout(NamedTuple):
     return BlockLayout(block, blocks_per_tile, tiles, shards)
 
 
-def _same_label_counts(labels: jnp.ndarray) -> jnp.ndarray:
-  """For every point, the number of valid points with its label (itself included)."""
-  big = jnp.iinfo(labels.dtype).max
-  ordered = jnp.sort(jnp.where(labels >= 0, labels, big))
-  counts = (jnp.searchsorted(ordered, labels, side="right") -
-            jnp.searchsorted(ordered, labels, side="left"))
-  return jnp.where(labels >= 0, counts, 0)
-
-
 def _screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
-            layout: BlockLayout, field: FieldParams) -> jnp.ndarray:
-  """(row blocks of the shard, all blocks) bool: which blocks may carry force."""
+            layout: BlockLayout, field: FieldParams) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Which blocks may carry force, and how many valid same-label points each row has.
+
+  Returns:
+    activity: (row blocks of the shard, all blocks) bool.
+    same_counts: (rows of the shard,) int32, the row itself included (0 for padding rows).
+  """
   low = points.astype(jnp.bfloat16)
   tile_rows = layout.blocks_per_tile * layout.block
   num_blocks = points.shape[0] // layout.block
@@ -75,18 +71,24 @@ def _screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
     row_labels = jax.lax.dynamic_slice_in_dim(labels, start, tile_rows)
     cosine = jnp.dot(rows, low.T, preferred_element_type=jnp.bfloat16)
     close = cosine.astype(jnp.float32) > threshold
-    force = ((row_labels[:, None] >= 0) & (labels[None, :] >= 0) &
-             ((row_labels[:, None] == labels[None, :]) | close))
-    return force.reshape(layout.blocks_per_tile, layout.block, num_blocks,
-                         layout.block).any(axis=(1, 3))
+    valid = (row_labels[:, None] >= 0) & (labels[None, :] >= 0)
+    same = valid & (row_labels[:, None] == labels[None, :])
+    force = same | (valid & close)
+    activity = force.reshape(layout.blocks_per_tile, layout.block, num_blocks,
+                             layout.block).any(axis=(1, 3))
+    return activity, jnp.sum(same, axis=1, dtype=jnp.int32)
 
-  activity = jax.lax.map(tile_activity, jnp.arange(layout.tiles_per_shard))
-  return activity.reshape(-1, num_blocks)
+  activity, same_counts = jax.lax.map(tile_activity, jnp.arange(layout.tiles_per_shard))
+  return activity.reshape(-1, num_blocks), same_counts.reshape(-1)
 
 
-def _chunk_blocks(layout: BlockLayout, dim: int) -> int:
-  """Blocks evaluated per loop step: the (chunk, block, block, dim) differences stay ~64 MB."""
-  return max(1, min(256, 2**24 // (layout.block * layout.block * dim)))
+# Blocks evaluated per loop step, bounded so that (chunk, block, block, dim) differences would
+# stay moderate even if XLA materialised them (it fuses them into the reductions instead).
+CHUNK_ELEMENTS = 2**26
+
+
+def _chunk_blocks(layout: BlockLayout, dim: int, num_pairs_of_blocks: int) -> int:
+  return max(1, min(num_pairs_of_blocks, CHUNK_ELEMENTS // (layout.block**2 * dim)))
 
 
 def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
@@ -109,22 +111,18 @@ def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
   num_blocks = points.shape[0] // block
   shard_blocks = layout.rows_per_shard // block
 
+  activity, same_counts = _screen(points, labels, row_start, layout, field)
   # Every valid different-label pair adds delta_rep^-alpha unless evaluated below.
-  counts = _same_label_counts(labels)
-  num_valid = jnp.sum(labels >= 0)
   row_labels = jax.lax.dynamic_slice_in_dim(labels, row_start, layout.rows_per_shard)
-  row_counts = jax.lax.dynamic_slice_in_dim(counts, row_start, layout.rows_per_shard)
-  far_pairs = jnp.where(row_labels >= 0, num_valid - row_counts, 0)
+  far_pairs = jnp.where(row_labels >= 0, jnp.sum(labels >= 0) - same_counts, 0)
   energy = field.far_repulsion * jnp.sum(far_pairs.astype(jnp.float32))
-
-  activity = _screen(points, labels, row_start, layout, field)
   num_active = jnp.sum(activity)
   row_block, col_block = jnp.nonzero(activity, size=activity.size, fill_value=0)
 
   point_blocks = points.reshape(num_blocks, block, dim)
   label_blocks = labels.reshape(num_blocks, block)
   first_row_block = row_start // block
-  chunk = _chunk_blocks(layout, dim)
+  chunk = _chunk_blocks(layout, dim, activity.size)
   within = jnp.arange(block)
 
   def evaluate_chunk(step, carry):

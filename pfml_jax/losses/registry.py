@@ -24,7 +24,7 @@ from pfml_jax.losses.proxy_nca import proxy_nca_loss
 from pfml_jax.losses.triplet import triplet_loss
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity, so jit can take it
 class LossSpec:
   """A registered loss: its function, proxy needs and default hyperparameters."""
 
@@ -59,7 +59,7 @@ LOSSES: dict[str, LossSpec] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity, so jit can take it
 class Loss:
   """A loss with bound hyperparameters; proxies are passed in, so it stays pure."""
 
