@@ -67,7 +67,7 @@ def run_backend(args) -> dict:
   baseline_mb = peak_rss_mb()
   backend = args.child
   if backend == "jax":
-    backend = functools.partial(jax_ranks.positive_ranks, block_bytes=args.block_mb * 2**20)
+    backend = functools.partial(jax_ranks.relevant_ranks, block_bytes=args.block_mb * 2**20)
 
   start = time.perf_counter()
   metrics = retrieval.retrieval_metrics(embeddings, labels, KS, backend=backend)
@@ -147,11 +147,12 @@ def main():
 
   rows = []
   for backend in args.backends.split(","):
-    argv = [a for a in sys.argv[1:] if not a.startswith(("--backends", "--json", "--nmi"))]
-    if args.nmi and backend == "jax":
-      argv.append("--nmi")
-    done = subprocess.run([sys.executable, __file__, *argv, f"--child={backend}"],
-                          check=True, capture_output=True, text=True)
+    argv = [f"--items={args.items}", f"--classes={args.classes}", f"--dim={args.dim}",
+            f"--noise={args.noise}", f"--repeats={args.repeats}", f"--block-mb={args.block_mb}",
+            f"--child={backend}"] + (["--nmi"] if args.nmi and backend == "jax" else [])
+    done = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+    if done.returncode:
+      sys.exit(f"The {backend} run failed:\n{done.stderr}")
     row = json.loads(done.stdout.strip().splitlines()[-1])
     rows.append(row)
     stages = row["stages_s"] or [float("nan")] * 3

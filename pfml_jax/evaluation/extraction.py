@@ -43,6 +43,10 @@ def extract_embeddings(embed_fn: Callable[[Any], Any], batches: Iterable[Mapping
   bar = tqdm.tqdm(batches, total=total, desc="embedding", unit="batch",
                   disable=not progress or jax.process_index() != 0)
   for batch in bar:
+    missing = {"images", "labels", "mask"} - set(batch)
+    if missing:
+      raise ValueError(f"An evaluation batch lacks {sorted(missing)}; batches must be dicts "
+                       "with 'images', 'labels' and 'mask' (False on padding rows).")
     output = embed_fn(batch["images"])
     if pending is not None:
       _keep_rows(*pending, kept_embeddings, kept_labels)

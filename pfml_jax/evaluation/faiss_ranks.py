@@ -16,7 +16,7 @@ from pfml_jax.evaluation.ranking_problem import RankingProblem
 DEFAULT_CHUNK_ROWS = 4096
 
 
-def positive_ranks(problem: RankingProblem, *,
+def relevant_ranks(problem: RankingProblem, *,
                    chunk_rows: int = DEFAULT_CHUNK_ROWS) -> np.ndarray:
   """(Q, max R) ascending ranks of each query's relevant items, capped at depth + 1.
 

@@ -35,7 +35,7 @@ def default_mesh() -> jax.sharding.Mesh:
                        axis_types=(jax.sharding.AxisType.Explicit,))
 
 
-def positive_ranks(problem: RankingProblem, *, mesh: jax.sharding.Mesh | None = None,
+def relevant_ranks(problem: RankingProblem, *, mesh: jax.sharding.Mesh | None = None,
                    block_bytes: int = DEFAULT_BLOCK_BYTES) -> np.ndarray:
   """(Q, max R) ascending ranks of each query's relevant items, capped at depth + 1.
 

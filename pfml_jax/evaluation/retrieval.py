@@ -27,8 +27,8 @@ from pfml_jax.evaluation.ranking_problem import RankingProblem, make_problem
 
 RankFn = Callable[[RankingProblem], np.ndarray]
 BACKENDS: dict[str, RankFn] = {
-    "jax": jax_ranks.positive_ranks,
-    "faiss": faiss_ranks.positive_ranks,
+    "jax": jax_ranks.relevant_ranks,
+    "faiss": faiss_ranks.relevant_ranks,
 }
 # On CPU both backends pay for the same float32 matmul; on top of it the jax backend pays ~3%
 # of it per relevant item of the largest class (C), faiss ~1 / 300 of it per neighbour of depth.

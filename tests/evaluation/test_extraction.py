@@ -58,6 +58,8 @@ def test_num_batches_stops_early_and_progress_bar_runs(capsys):
     (lambda x: x[:, 0, :], [], "got no batches"),
     (lambda x: x[:, 0, :], [{"images": np.zeros((2, 4, 3)), "labels": np.array([0, -1]),
                              "mask": np.array([True, True])}], "mask False and label -1"),
+    (lambda x: x[:, 0, :], [{"images": np.zeros((2, 4, 3)), "labels": np.zeros(2)}],
+     "lacks \\['mask'\\]"),
 ])
 def test_bad_batches_say_what_is_wrong(embed, batches, message):
   images, labels, _ = make_split()

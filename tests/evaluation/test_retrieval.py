@@ -98,8 +98,8 @@ def test_backends_return_identical_ranks(ks):
   x, labels = lattice_set(rng, 50, 9)
   units = retrieval.unit_rows(x, "x")
   problem = make_problem(units, labels, units, labels, np.arange(len(x), dtype=np.int32), ks)
-  from_jax = jax_ranks.positive_ranks(problem)
-  np.testing.assert_array_equal(faiss_ranks.positive_ranks(problem, chunk_rows=64), from_jax)
+  from_jax = jax_ranks.relevant_ranks(problem)
+  np.testing.assert_array_equal(faiss_ranks.relevant_ranks(problem, chunk_rows=64), from_jax)
   assert from_jax.shape == (len(x), problem.width)
 
 
@@ -128,7 +128,7 @@ def test_sharded_over_eight_devices_equals_one_device():
                              axis_types=(jax.sharding.AxisType.Explicit,))
   ks = (1, 4, 50)
   # A tiny block forces several blocks per device and a padded last block.
-  small_blocks = functools.partial(jax_ranks.positive_ranks, block_bytes=8 * 4 * len(x))
+  small_blocks = functools.partial(jax_ranks.relevant_ranks, block_bytes=8 * 4 * len(x))
   sharded = retrieval_metrics(x, labels, ks, backend=small_blocks)
   single = retrieval_metrics(x, labels, ks, backend=functools.partial(small_blocks,
                                                                         mesh=one_device))
