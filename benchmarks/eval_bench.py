@@ -91,7 +91,9 @@ def run_backend(args) -> dict:
              stages_s=[statistics.median(s) for s in zip(*stages)] if stages else None,
              host_peak_mb=peak_rss_mb() - baseline_mb, metrics=metrics,
              device=f"{jax.devices()[0].device_kind} x{jax.device_count()}")
+  units = retrieval.unit_rows(embeddings, "embeddings")
   if args.child == "jax":
+    problem = make_problem(units, labels, units, labels, np.arange(len(units), dtype=np.int32), KS)
     row.update(_jax_memory(jax, jax_ranks, problem, args.block_mb * 2**20))
   if args.nmi:
     start = time.perf_counter()
