@@ -1,0 +1,1 @@
+"""Training: optimizer, train state, the pure train step, checkpoints and the training loop."""

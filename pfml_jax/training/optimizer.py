@@ -1,0 +1,78 @@
+"""AdamW with parameter groups: backbone, head and proxies.
+
+Each group has its own learning-rate multiplier; the backbone's rate is zero during the warm-up
+epochs (so the step compiles once and the optimizer state keeps its shape); decoupled weight
+decay skips proxies, normalisation parameters, biases and ViT tokens/position embeddings.
+"""
+
+import re
+
+import jax
+import ml_collections
+import optax
+from flax import traverse_util
+
+GROUPS = ("backbone", "head", "proxies")
+LR_MULTIPLIER = {"backbone": "backbone_lr_mult", "head": "head_lr_mult",
+                 "proxies": "proxy_lr_mult"}
+# Leaves that never get weight decay (besides every proxy).
+NO_DECAY = re.compile(r"(bn|norm|Norm)[^/]*/|(^|/)bias$|cls_token|pos_embed")
+
+
+def group_of(path: str) -> str:
+  """'backbone', 'head' or 'proxies' for a '/'-joined path of the trainable tree."""
+  parts = path.split("/")
+  if parts[0] == "proxies":
+    return "proxies"
+  if parts[0] == "model" and len(parts) > 1 and parts[1] in ("backbone", "head"):
+    return parts[1]
+  raise ValueError(f"Parameter {path!r} belongs to no optimizer group {GROUPS}; the model's "
+                   "params must have top-level 'backbone' and 'head' subtrees.")
+
+
+def _path_labels(trainable, fn):
+  flat = traverse_util.flatten_dict(trainable, sep="/")
+  return traverse_util.unflatten_dict({k: fn(k) for k in flat}, sep="/")
+
+
+def learning_rate_schedule(optim: ml_collections.ConfigDict, group: str, total_steps: int,
+                           steps_per_epoch: int) -> optax.Schedule:
+  """The schedule of one group: base rate x multiplier x shape, zero for a frozen backbone."""
+  peak = optim.learning_rate * optim[LR_MULTIPLIER[group]]
+  if optim.schedule == "constant":
+    shape = optax.constant_schedule(peak)
+  elif optim.schedule == "cosine":
+    shape = optax.cosine_decay_schedule(peak, max(1, total_steps))
+  elif optim.schedule == "step":
+    boundaries = {int(e * steps_per_epoch): optim.step_gamma for e in optim.step_epochs}
+    shape = optax.piecewise_constant_schedule(peak, boundaries)
+  else:
+    raise ValueError(f"optim.schedule must be constant, cosine or step, got {optim.schedule!r}.")
+  frozen_steps = int(optim.warmup_epochs * steps_per_epoch) if group == "backbone" else 0
+  if frozen_steps <= 0:
+    return shape
+  return optax.join_schedules([optax.constant_schedule(0.0), shape], [frozen_steps])
+
+
+def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int,
+                   steps_per_epoch: int) -> tuple[optax.GradientTransformation, dict]:
+  """The optimizer for the trainable tree {"model": {"backbone", "head"}, "proxies"}.
+
+  Returns:
+    (transformation, schedules by group) — the schedules are logged by the trainer.
+  """
+  schedules = {g: learning_rate_schedule(optim, g, total_steps, steps_per_epoch)
+               for g in GROUPS}
+  decay_mask = _path_labels(trainable,
+                            lambda p: group_of(p) != "proxies" and not NO_DECAY.search(p))
+  groups = _path_labels(trainable, group_of)
+  transforms = {
+      g: optax.adamw(schedules[g], b1=optim.b1, b2=optim.b2, eps=optim.eps,
+                     weight_decay=0.0 if g == "proxies" else optim.weight_decay, mask=decay_mask)
+      for g in GROUPS}
+  clip = {"none": optax.identity(),
+          "value": optax.clip(optim.clip_threshold),
+          "norm": optax.clip_by_global_norm(optim.clip_threshold)}
+  if optim.clip not in clip:
+    raise ValueError(f"optim.clip must be none, value or norm, got {optim.clip!r}.")
+  return optax.chain(clip[optim.clip], optax.multi_transform(transforms, groups)), schedules
