@@ -1,0 +1,68 @@
+"""Checks a config before anything is built: each error names the field and what to set."""
+
+import re
+
+import jax
+import ml_collections
+
+from pfml_jax.losses import LOSSES
+from pfml_jax.models import BACKBONES
+
+_SELECTION = re.compile(r"recall@(\d+)|map@r|r_precision")
+
+
+def _require(condition: bool, field: str, message: str) -> None:
+  if not condition:
+    raise ValueError(f"config.{field}: {message}")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError for the first bad value found."""
+  data, model, optim = config.data, config.model, config.optim
+  _require(model.backbone in BACKBONES, "model.backbone",
+           f"{model.backbone!r} is not one of {sorted(BACKBONES)}.")
+  _require(config.loss.name in LOSSES, "loss.name",
+           f"{config.loss.name!r} is not one of {sorted(LOSSES)}.")
+  _require(model.dtype in ("float32", "bfloat16"), "model.dtype",
+           f"must be 'float32' or 'bfloat16', got {model.dtype!r}.")
+  _require(model.embedding_dim >= 0, "model.embedding_dim",
+           f"must be >= 0 (0 = no projection head), got {model.embedding_dim}.")
+  _require(data.classes_per_batch >= 2 and data.images_per_class >= 1,
+           "data.classes_per_batch / images_per_class",
+           f"need >= 2 classes and >= 1 image per class, got {data.classes_per_batch} x "
+           f"{data.images_per_class}.")
+  batch = data.classes_per_batch * data.images_per_class
+  devices = jax.device_count() if config.mesh.data == -1 else config.mesh.data
+  _require(devices > 0 and batch % devices == 0, "data.classes_per_batch",
+           f"the batch of {batch} images must split evenly over the {devices} devices of the "
+           "mesh; change classes_per_batch / images_per_class or mesh.data.")
+  _require(batch % jax.process_count() == 0, "data.classes_per_batch",
+           f"the batch of {batch} must split evenly over {jax.process_count()} processes.")
+  _require(data.input_mode in ("cached", "grain"), "data.input_mode",
+           f"must be 'cached' or 'grain', got {data.input_mode!r}.")
+  _require(0.0 <= data.label_noise < 1.0, "data.label_noise",
+           f"must be in [0, 1), got {data.label_noise}.")
+  _require(data.val_classes >= 0, "data.val_classes", f"must be >= 0, got {data.val_classes}.")
+  _require(0 < data.crop_scale[0] <= data.crop_scale[1] <= 1, "data.crop_scale",
+           f"must be (low, high) with 0 < low <= high <= 1, got {data.crop_scale}.")
+  _require(0 < data.crop_ratio[0] <= data.crop_ratio[1], "data.crop_ratio",
+           f"must be (low, high) with 0 < low <= high, got {data.crop_ratio}.")
+  _require(optim.learning_rate > 0, "optim.learning_rate",
+           f"must be > 0, got {optim.learning_rate}.")
+  for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "weight_decay",
+               "warmup_epochs", "clip_threshold"):
+    _require(optim[name] >= 0, f"optim.{name}", f"must be >= 0, got {optim[name]}.")
+  _require(config.steps > 0 or config.epochs > 0, "epochs",
+           "set epochs > 0 or steps > 0 (steps overrides epochs).")
+  _require(len(config.eval.ks) > 0 and all(k >= 1 for k in config.eval.ks), "eval.ks",
+           f"must be positive integers, got {config.eval.ks}.")
+  match = _SELECTION.fullmatch(config.eval.selection_metric)
+  _require(match is not None and (match.group(1) is None or
+                                  int(match.group(1)) in config.eval.ks),
+           "eval.selection_metric",
+           f"{config.eval.selection_metric!r} must be map@r, r_precision or recall@K with K "
+           f"in eval.ks {tuple(config.eval.ks)}.")
+  for name in ("eval.every_epochs", "checkpoint.every_steps", "checkpoint.keep",
+               "log_every_steps", "eval.batch_size"):
+    value = config[name.split(".")[0]][name.split(".")[1]] if "." in name else config[name]
+    _require(value > 0, name, f"must be > 0, got {value}.")

@@ -1,0 +1,379 @@
+"""The training loop and checkpoint evaluation.
+
+Order, as in big_vision: mesh -> input -> model, loss and optimizer -> shapes first
+(``jax.eval_shape``) -> shardings -> state created directly sharded -> resume or pretrained
+weights -> donated, sharded train step -> evaluators -> loop.
+"""
+
+import dataclasses
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from tqdm import tqdm
+
+from pfml_jax import data as data_lib
+from pfml_jax import evaluation
+from pfml_jax.losses import make_loss
+from pfml_jax.models import BACKBONES, load_pretrained, make_embedding_model
+from pfml_jax.training import config_validation
+from pfml_jax.training.checkpointing import Checkpoints, abstract_like
+from pfml_jax.training.metric_writer import MetricWriter
+from pfml_jax.training.optimizer import make_optimizer
+from pfml_jax.training.run_info import run_info
+from pfml_jax.training.train_state import TrainState
+from pfml_jax.training.train_step import make_train_step
+
+P = jax.sharding.PartitionSpec
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN or infinite loss or gradient."""
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from a config, shared by training and evaluation."""
+
+  config: ml_collections.ConfigDict
+  mesh: jax.sharding.Mesh
+  train: Any  # data.Split
+  val: Any | None
+  test: Any
+  model: Any
+  loss: Any
+  image_size: int
+  proxy_labels: jax.Array
+  optimizer: Any
+  schedules: dict
+  steps_per_epoch: int
+  total_steps: int
+  state_shardings: Any
+  abstract_state: Any
+  init: Any  # rng -> TrainState, jitted with sharded outputs
+
+
+# ----------------------------------------------------------------------------------------------
+# Set-up
+# ----------------------------------------------------------------------------------------------
+def make_mesh(mesh_config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """A 1-D 'data' mesh over ``mesh.data`` devices (-1: all)."""
+  size = jax.device_count() if mesh_config.data == -1 else mesh_config.data
+  if not 1 <= size <= jax.device_count() or jax.device_count() % size:
+    raise ValueError(f"mesh.data={mesh_config.data}: must be -1 or divide the "
+                     f"{jax.device_count()} available devices.")
+  return jax.make_mesh((size,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:size])
+
+
+def read_splits(config: ml_collections.ConfigDict):
+  """(train, val or None, test) splits, with label noise applied to train if configured."""
+  read = lambda split: data_lib.read_split(
+      config.data.name, config.data.root, split, val_classes=config.data.val_classes,
+      seed=config.seed, skip_corrupt=config.data.skip_corrupt)
+  train = read("train")
+  if config.data.label_noise > 0:
+    noisy, record = data_lib.apply_label_noise(train.labels, train.num_classes,
+                                               config.data.label_noise, config.seed)
+    train = train.with_noisy_labels(noisy, record)
+  val = read("val") if config.data.val_classes > 0 else None
+  return train, val, read("test")
+
+
+def build(config: ml_collections.ConfigDict) -> Experiment:
+  """Mesh, splits, model, loss, optimizer and the sharded shapes of the train state."""
+  config_validation.validate(config)
+  mesh = make_mesh(config.mesh)
+  train, val, test = read_splits(config)
+  spec = BACKBONES[config.model.backbone]
+  model = make_embedding_model(config.model.backbone, config.model.embedding_dim or None,
+                               config.model.pooling, frozen_bn=config.model.frozen_bn,
+                               dtype=jnp.dtype(config.model.dtype))
+  embedding_dim = config.model.embedding_dim or spec.feature_dim
+  loss = make_loss(config.loss.name, **_loss_arguments(config))
+  # Proxies are padded (label -1) to a multiple of the mesh so they can be split across it.
+  proxy_labels = np.asarray(loss.proxy_labels(train.num_classes))
+  proxy_padding = -len(proxy_labels) % mesh.size if config.mesh.shard_proxies else 0
+  proxy_labels = jnp.asarray(np.concatenate([proxy_labels, -np.ones(proxy_padding, np.int32)]))
+
+  batch_size = config.data.classes_per_batch * config.data.images_per_class
+  steps_per_epoch = math.ceil(len(train) / batch_size)
+  total_steps = config.steps or config.epochs * steps_per_epoch
+  image_size = spec.image_size
+
+  def init_variables(rng):
+    return model.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.uint8), train=False)
+
+  def init_trainable(rng):
+    model_rng, proxy_rng = jax.random.split(rng)
+    variables = init_variables(model_rng)
+    proxies = loss.init_proxies(proxy_rng, train.num_classes, embedding_dim)
+    proxies = jnp.pad(proxies, ((0, proxy_padding), (0, 0)))
+    return {"model": variables["params"], "proxies": proxies}, variables.get("batch_stats", {})
+
+  abstract_trainable, _ = jax.eval_shape(init_trainable, jax.random.key(0))
+  optimizer, schedules = make_optimizer(config.optim, abstract_trainable, total_steps,
+                                        steps_per_epoch)
+
+  def init(rng) -> TrainState:
+    trainable, batch_stats = init_trainable(rng)
+    return TrainState(step=jnp.zeros((), jnp.int32), trainable=trainable,
+                      batch_stats=batch_stats, opt_state=optimizer.init(trainable))
+
+  abstract_state = jax.eval_shape(init, jax.random.key(0))
+  state_shardings = _state_shardings(abstract_state, mesh, config.mesh.shard_proxies)
+  return Experiment(config, mesh, train, val, test, model, loss, image_size, proxy_labels,
+                    optimizer, schedules, steps_per_epoch, total_steps, state_shardings,
+                    abstract_state, jax.jit(init, out_shardings=state_shardings))
+
+
+def _loss_arguments(config):
+  arguments = dict(config.loss.hparams)
+  if make_loss(config.loss.name).proxies_per_class > 0:
+    arguments["proxies_per_class"] = config.loss.proxies_per_class
+  return arguments
+
+
+def _state_shardings(abstract_state, mesh, shard_proxies: bool):
+  """Everything replicated, except proxies and their optimizer moments when sharded."""
+  def sharding(path, leaf):
+    split = shard_proxies and "proxies" in jax.tree_util.keystr(path) and leaf.ndim == 2
+    return jax.NamedSharding(mesh, P("data") if split else P())
+  return jax.tree_util.tree_map_with_path(sharding, abstract_state)
+
+
+def _with_pretrained(exp: Experiment, state: TrainState) -> TrainState:
+  """The fresh state with the backbone's pretrained weights, placed like the state."""
+  path = exp.config.model.pretrained
+  variables = load_pretrained(jax.device_get(state.variables()), path,
+                              exp.config.model.backbone,
+                              strict=exp.config.model.pretrained_strict)
+  trainable = dict(state.trainable, model=variables["params"])
+  loaded = state.replace(trainable=trainable, batch_stats=variables.get("batch_stats", {}))
+  return jax.device_put(loaded, exp.state_shardings)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+def evaluate(exp: Experiment, state: TrainState, split, *, ks=None) -> dict[str, float]:
+  """Retrieval metrics of the model in ``state`` on ``split`` (every item queries the rest)."""
+  config = exp.config
+  spec = BACKBONES[config.model.backbone]
+  batch_size = _multiple(config.eval.batch_size, exp.mesh.size)
+  batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
+  embed = jax.jit(lambda variables, images: exp.model.apply(variables, images, train=False),
+                  in_shardings=(_replicated_like(state.variables(), exp.mesh), batch_sharding),
+                  out_shardings=batch_sharding)
+  variables = state.variables()
+  batches = data_lib.eval_batches(
+      split, batch_size=batch_size, image_size=spec.image_size, resize_size=spec.resize_size,
+      interpolation=spec.interpolation, process_index=jax.process_index(),
+      process_count=jax.process_count())
+  global_batches = (_global_batch(b, batch_sharding) for b in batches)
+  embeddings, labels = evaluation.extract_embeddings(
+      lambda images: embed(variables, images), global_batches,
+      num_batches=getattr(batches, "num_batches", None), progress=jax.process_index() == 0)
+  return evaluation.retrieval_metrics(embeddings, labels, tuple(ks or config.eval.ks),
+                                      backend=config.eval.backend, nmi=config.eval.nmi)
+
+
+def _replicated_like(tree, mesh):
+  return jax.tree.map(lambda _: jax.NamedSharding(mesh, P()), tree)
+
+
+def _multiple(value: int, base: int) -> int:
+  return max(base, (value // base) * base)
+
+
+def _global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array]:
+  """This process's rows of a batch -> one global array per field, split over the mesh."""
+  out = {}
+  for name, rows in local.items():
+    rows = np.asarray(rows)
+    global_shape = (rows.shape[0] * jax.process_count(),) + rows.shape[1:]
+    out[name] = jax.make_array_from_process_local_data(sharding, rows, global_shape)
+  return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+class _Preemption:
+  """Turns SIGTERM (preemptible TPU VMs, SLURM) into a clean save-and-exit at a step boundary."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM: saving a checkpoint at the next step boundary, then exiting.")
+    self.requested = True
+
+  def agreed(self) -> bool:
+    """True on every process once any process was asked to stop."""
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.array(self.requested))))
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates on test.
+
+  Returns:
+    {"val": metrics of the best checkpoint or None, "test": its test metrics, "step": step}.
+  """
+  exp = build(config)
+  writer = MetricWriter(workdir)
+  checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep,
+                            selection_metric=config.eval.selection_metric)
+  config_json = config.to_dict()
+  writer.write_json("run_info.json", run_info(
+      config, train_images=len(exp.train), train_classes=exp.train.num_classes,
+      steps_per_epoch=exp.steps_per_epoch, total_steps=exp.total_steps))
+  if exp.train.label_noise is not None:
+    writer.write_json("label_noise.json", dataclasses.asdict(exp.train.label_noise))
+  logging.info("config:\n%s", config)
+
+  # State: resume, or a fresh (optionally pretrained) one.
+  abstract = abstract_like(exp.abstract_state, exp.state_shardings)
+  latest = checkpoints.latest_step()
+  if latest is not None:
+    state, input_state = checkpoints.restore(latest, abstract)
+    logging.info("Resumed from step %d (%s).", latest, input_state)
+  else:
+    state = exp.init(jax.random.key(config.seed))
+    if config.model.pretrained:
+      state = _with_pretrained(exp, state)
+  start_step = int(jax.device_get(state.step))
+
+  # Input and step.
+  batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
+  train_input = data_lib.make_train_input(
+      exp.train, batch_size=config.data.classes_per_batch * config.data.images_per_class,
+      classes_per_batch=config.data.classes_per_batch, image_size=exp.image_size,
+      scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
+      interpolation=BACKBONES[config.model.backbone].interpolation,
+      mode=config.data.input_mode, seed=config.seed, start_step=start_step,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      workers=config.data.workers)
+  loss_options = ({"mesh": exp.mesh} if config.loss.name == "pfml" and
+                  config.mesh.shard_proxies and exp.mesh.size > 1 else {})
+  step_fn = make_train_step(exp.model, exp.loss, exp.optimizer, exp.proxy_labels,
+                            exp.schedules, loss_options)
+  replicated = jax.NamedSharding(exp.mesh, P())
+  train_step = jax.jit(step_fn, in_shardings=(exp.state_shardings, batch_sharding, replicated),
+                       out_shardings=(exp.state_shardings, replicated), donate_argnums=(0,))
+  rng = jax.random.key(config.seed + 1)
+
+  def save(step, metrics=None):
+    checkpoints.save(step, state, {"next_step": step, "seed": config.seed}, config_json, metrics)
+
+  eval_every = max(1, int(config.eval.every_epochs * exp.steps_per_epoch))
+  preemption = _Preemption()
+  progress = tqdm(total=exp.total_steps, initial=start_step, desc="train", unit="step",
+                  disable=jax.process_index() != 0, dynamic_ncols=True)
+  pending, window, window_start = None, [], time.perf_counter()
+  try:
+    for step in range(start_step, exp.total_steps):
+      batch = _global_batch(next(train_input), batch_sharding)
+      state, metrics = train_step(state, batch, jax.random.fold_in(rng, step))
+      if pending is not None:  # read the previous step's metrics: the device stays busy
+        window.append(_check_finite(jax.device_get(pending), step - 1, checkpoints))
+      pending = metrics
+      progress.update(1)
+      done = step + 1
+      if done % config.log_every_steps == 0 or done == exp.total_steps:
+        window.append(_check_finite(jax.device_get(pending), step, checkpoints))
+        pending = None
+        elapsed = time.perf_counter() - window_start
+        summary = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "finite"}
+        summary.update({"step_time_s": elapsed / len(window),
+                        "images_per_s": len(window) * batch_size_of(config) / elapsed,
+                        "epoch": done / exp.steps_per_epoch})
+        writer.write_scalars(done, summary)
+        progress.set_postfix(loss=f"{summary['loss']:.4g}")
+        window, window_start = [], time.perf_counter()
+      if exp.val is not None and (done % eval_every == 0 or done == exp.total_steps):
+        val_metrics = evaluate(exp, state, exp.val)
+        writer.write_scalars(done, {f"val/{k}": v for k, v in val_metrics.items()})
+        save(done, val_metrics)
+      elif done % config.checkpoint.every_steps == 0 or done == exp.total_steps:
+        save(done)
+      if preemption.agreed():
+        save(done)
+        checkpoints.wait()
+        logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.", done)
+        return {"step": done, "preempted": True}
+    if pending is not None:
+      _check_finite(jax.device_get(pending), exp.total_steps - 1, checkpoints)
+  finally:
+    progress.close()
+    preemption.restore()
+    checkpoints.wait()
+
+  result = _final_evaluation(exp, checkpoints, state, writer)
+  checkpoints.close()
+  writer.close()
+  return result
+
+
+def batch_size_of(config) -> int:
+  return config.data.classes_per_batch * config.data.images_per_class
+
+
+def _check_finite(metrics: dict, step: int, checkpoints: Checkpoints) -> dict:
+  if not bool(metrics["finite"]):
+    checkpoints.wait()
+    raise NonFiniteLossError(
+        f"Step {step}: the loss or its gradient is not finite (loss={metrics['loss']}, "
+        f"grad norm={metrics['grad_norm']}). That step was not applied and the checkpoints in "
+        f"{checkpoints.directory} (latest: {checkpoints.latest_step()}) are from before it. "
+        "Lower optim.learning_rate, enable optim.clip, or check the inputs.")
+  return metrics
+
+
+def _final_evaluation(exp, checkpoints, state, writer) -> dict[str, Any]:
+  """Test metrics of the best checkpoint by validation (the final state without validation)."""
+  step = int(jax.device_get(state.step))
+  val_metrics = None
+  if exp.val is not None:
+    best = checkpoints.best_step()
+    val_metrics = checkpoints.metrics(best)
+    if best != step:
+      state, _ = checkpoints.restore(best, abstract_like(exp.abstract_state,
+                                                         exp.state_shardings))
+      step = best
+  test_metrics = evaluate(exp, state, exp.test)
+  writer.write_scalars(step, {f"test/{k}": v for k, v in test_metrics.items()})
+  result = {"step": step, "val": val_metrics, "test": test_metrics}
+  writer.write_json(f"eval/step_{step}.json", result)
+  logging.info("Test metrics of step %d: %s", step, test_metrics)
+  return result
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
+                        which: str = "best") -> dict[str, Any]:
+  """Restores checkpoint ``which`` (best | latest | step) and evaluates it on val and test."""
+  exp = build(config)
+  checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep,
+                            selection_metric=config.eval.selection_metric, read_only=True)
+  step = checkpoints.resolve(which)
+  state, _ = checkpoints.restore(step, abstract_like(exp.abstract_state, exp.state_shardings))
+  result = {"step": step, "test": evaluate(exp, state, exp.test),
+            "val": evaluate(exp, state, exp.val) if exp.val is not None else None}
+  MetricWriter(workdir).write_json(f"eval/step_{step}.json", result)
+  logging.info("Checkpoint %d: %s", step, result)
+  return result
