@@ -1,0 +1,120 @@
+"""The embedding model: pixel normalisation -> backbone -> pooling -> linear head -> L2 norm.
+
+Input: (B, H, W, 3) RGB pixels, uint8 or float in 0..255. The backbone's pixel transform
+(channel order, scale, mean, std; see ``registry.py``) is applied in float32 and the result cast
+to the compute ``dtype`` (bfloat16 on request). Pooling, the head and the output are float32.
+
+Poolings: CNNs pool their last feature map by ``avg`` (GAP), ``max`` (GMP) or ``avg+max``
+(their sum, as Proxy-Anchor/HIST code does); ViTs use the ``token`` pooling, the CLS token after
+the final LayerNorm (DINO and timm's default). ``embedding_dim=None`` keeps the pooled feature.
+
+Head: ``Dense(feature_dim -> embedding_dim)`` in float32 (HIGHEST matmul precision), kernel
+N(0, 2 / embedding_dim) and zero bias: ``kaiming_normal_(mode='fan_out')`` + ``constant_(0)``,
+the init of Proxy-Anchor's and HIST's reference code for the new embedding layer.
+
+Parameters: ``{"backbone": ..., "head": ...}`` (no "head" without a projection); CNNs also have
+``batch_stats["backbone"]``.
+"""
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+from pfml_jax.models.registry import get_backbone_spec
+
+head_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def _avg(x: jnp.ndarray) -> jnp.ndarray:
+  return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+
+def _max(x: jnp.ndarray) -> jnp.ndarray:
+  return jnp.max(x, axis=(1, 2)).astype(jnp.float32)
+
+
+POOLINGS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
+    "avg": _avg,
+    "max": _max,
+    "avg+max": lambda x: _avg(x) + _max(x),
+    "token": lambda tokens: tokens[:, 0].astype(jnp.float32),
+}
+
+
+def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
+  """x / ||x|| per row in float32; a zero row stays zero."""
+  x = x.astype(jnp.float32)
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
+
+
+class EmbeddingModel(nn.Module):
+  """Backbone + pooling + optional projection, L2-normalised float32 output."""
+
+  backbone: nn.Module
+  embedding_dim: int | None
+  pooling: str
+  channel_order: str
+  pixel_scale: float
+  mean: tuple[float, ...]
+  std: tuple[float, ...]
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if self.embedding_dim is not None:
+      self.head = nn.Dense(self.embedding_dim, dtype=jnp.float32, param_dtype=jnp.float32,
+                           precision=jax.lax.Precision.HIGHEST, kernel_init=head_init,
+                           bias_init=nn.initializers.zeros)
+
+  def normalize_pixels(self, images: jnp.ndarray) -> jnp.ndarray:
+    """Raw 0..255 RGB pixels -> the backbone's input, computed in float32, cast to dtype."""
+    x = images.astype(jnp.float32)
+    if self.channel_order == "BGR":
+      x = x[..., ::-1]
+    std = jnp.asarray(self.std, jnp.float32)
+    x = x * (1.0 / (self.pixel_scale * std)) - jnp.asarray(self.mean, jnp.float32) / std
+    return x.astype(self.dtype)
+
+  def features(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    """(B, feature_dim) float32 pooled backbone features, before the head."""
+    return POOLINGS[self.pooling](self.backbone(self.normalize_pixels(images), train))
+
+  def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    """(B, embedding_dim or feature_dim) float32, L2-normalised embeddings."""
+    x = self.features(images, train)
+    if self.embedding_dim is not None:
+      x = self.head(x)
+    return l2_normalize(x)
+
+
+def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str | None = None,
+                         frozen_bn: bool = False, dtype: Any = jnp.float32,
+                         **backbone_kwargs) -> EmbeddingModel:
+  """The embedding model of a registered backbone.
+
+  Args:
+    backbone: a key of ``BACKBONES`` (e.g. "resnet50", "vit_s16").
+    embedding_dim: output size of the linear head; None for no head (normalised features).
+    pooling: one of the backbone's poolings ("avg", "max", "avg+max" for CNNs, "token" for
+      ViTs); None picks the backbone's default ("avg" for CNNs, "token" for ViTs).
+    frozen_bn: BatchNorm uses running statistics in training too and its statistics, scale
+      and bias are not trained. Backbones without BatchNorm (ViTs) have nothing to freeze.
+    dtype: compute dtype of the backbone (jnp.bfloat16 for mixed precision); parameters, the
+      head and the output stay float32.
+    **backbone_kwargs: overrides of the backbone constructor's fields (e.g. ``depth``).
+  """
+  spec = get_backbone_spec(backbone)
+  pooling = spec.default_pooling if pooling is None else pooling
+  if pooling not in spec.poolings:
+    raise ValueError(f"Backbone {backbone!r} supports pooling {list(spec.poolings)}, not "
+                     f"{pooling!r}; ViTs embed the CLS token ('token'), CNNs pool their last "
+                     "feature map ('avg', 'max', 'avg+max').")
+  if embedding_dim is not None and embedding_dim <= 0:
+    raise ValueError(f"embedding_dim must be positive or None (no head), got {embedding_dim}.")
+  if spec.has_batch_norm:
+    backbone_kwargs["frozen_bn"] = frozen_bn
+  module = spec.constructor(dtype=dtype, **backbone_kwargs)
+  return EmbeddingModel(backbone=module, embedding_dim=embedding_dim, pooling=pooling,
+                        channel_order=spec.channel_order, pixel_scale=spec.pixel_scale,
+                        mean=spec.mean, std=spec.std, dtype=dtype)

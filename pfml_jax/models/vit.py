@@ -1,0 +1,127 @@
+"""Vision Transformer (ViT-S/16, ViT-B/16, DINO ViT-S/16) in timm's layout, NHWC input.
+
+Patch embedding (a stride-16 convolution with bias), a learned CLS token, learned position
+embeddings for CLS + patches (their number is fixed by the image size the model is initialised
+with; ``load_pretrained`` resizes checkpoints bicubically), pre-norm blocks
+``x + attn(norm1(x))``, ``x + mlp(norm2(x))`` with a fused qkv projection, exact (erf) GELU,
+LayerNorm eps 1e-6, and a final LayerNorm. No dropout or drop-path (timm's defaults).
+Returns the normed (B, 1 + patches, width) token sequence; the embedding model takes the CLS
+token. LayerNorm statistics are float32; matmuls run in ``dtype``.
+
+Attention is ``jax.nn.dot_product_attention``: cuDNN's fused (flash) kernel on NVIDIA GPUs for
+bfloat16/float16 when cuDNN supports the shapes, XLA's implementation otherwise (CPU, TPU,
+float32), chosen automatically at trace time.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+FUSED_DTYPES = (jnp.bfloat16, jnp.float16)
+# timm's init for a model trained from scratch; pretrained runs replace all of it.
+dense_init = nn.initializers.truncated_normal(0.02)
+
+
+def attention_implementation(dtype: Any) -> str:
+  """'cudnn' on a CUDA backend for bfloat16/float16, else 'xla'."""
+  if jax.default_backend() == "gpu" and jnp.dtype(dtype) in FUSED_DTYPES:
+    return "cudnn"
+  return "xla"
+
+
+def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
+  """Softmax(q k^T / sqrt(d)) v on (B, T, heads, head_dim); cuDNN-fused where it applies.
+
+  cuDNN rejects unsupported shapes, GPUs or library versions while tracing; the XLA
+  implementation (identical maths) is used then.
+  """
+  if attention_implementation(q.dtype) == "cudnn":
+    try:
+      return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+    except (NotImplementedError, RuntimeError, ValueError):
+      pass
+  return jax.nn.dot_product_attention(q, k, v, implementation="xla")
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention with timm's fused ``qkv`` and ``proj`` linears."""
+
+  num_heads: int
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    batch, tokens, width = x.shape
+    head_dim = width // self.num_heads
+    qkv = nn.Dense(3 * width, dtype=self.dtype, kernel_init=dense_init, name="qkv")(x)
+    # timm's output order of qkv is (q|k|v, head, head_dim).
+    qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim)
+    out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])
+    return nn.Dense(width, dtype=self.dtype, kernel_init=dense_init,
+                    name="proj")(out.reshape(batch, tokens, width))
+
+
+class Mlp(nn.Module):
+  """fc1 -> exact GELU -> fc2."""
+
+  hidden: int
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    y = nn.Dense(self.hidden, dtype=self.dtype, kernel_init=dense_init, name="fc1")(x)
+    y = nn.gelu(y, approximate=False)
+    return nn.Dense(x.shape[-1], dtype=self.dtype, kernel_init=dense_init, name="fc2")(y)
+
+
+def layer_norm(name: str, dtype: Any) -> nn.LayerNorm:
+  return nn.LayerNorm(epsilon=1e-6, dtype=dtype, name=name)
+
+
+class Block(nn.Module):
+  """Pre-norm transformer block."""
+
+  num_heads: int
+  mlp_ratio: float
+  dtype: Any
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = x + Attention(self.num_heads, self.dtype, name="attn")(layer_norm("norm1", self.dtype)(x))
+    hidden = int(x.shape[-1] * self.mlp_ratio)
+    return x + Mlp(hidden, self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
+
+
+class VisionTransformer(nn.Module):
+  """ViT with a CLS token; defaults are ViT-S/16."""
+
+  patch_size: int = 16
+  width: int = 384
+  depth: int = 12
+  num_heads: int = 6
+  mlp_ratio: float = 4.0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    del train  # no dropout, no BatchNorm: train and eval are the same function
+    p = self.patch_size
+    if x.shape[1] % p or x.shape[2] % p:
+      raise ValueError(f"VisionTransformer: image size {x.shape[1:3]} is not a multiple of the "
+                       f"patch size {p}; crop or resize to a multiple of {p}.")
+    x = nn.Conv(self.width, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
+                kernel_init=nn.initializers.lecun_uniform(), name="patch_embed")(x)
+    batch, grid_h, grid_w, _ = x.shape
+    x = x.reshape(batch, grid_h * grid_w, self.width)
+    cls_token = self.param("cls_token", nn.initializers.normal(1e-6), (1, 1, self.width),
+                           jnp.float32)
+    pos_embed = self.param("pos_embed", nn.initializers.truncated_normal(0.02),
+                           (1, 1 + grid_h * grid_w, self.width), jnp.float32)
+    x = jnp.concatenate([jnp.broadcast_to(cls_token.astype(x.dtype), (batch, 1, self.width)),
+                         x], axis=1)
+    x = x + pos_embed.astype(x.dtype)
+    for index in range(self.depth):
+      x = Block(self.num_heads, self.mlp_ratio, self.dtype, name=f"blocks_{index}")(x)
+    return layer_norm("norm", self.dtype)(x)
