@@ -37,7 +37,7 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
   def train_step(state: TrainState, batch: Batch, rng: jax.Array):
     (value, batch_stats), grads = jax.value_and_grad(objective, has_aux=True)(
         state.trainable, state.batch_stats, batch, rng)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
     trainable = optax.apply_updates(state.trainable, updates)
     finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)

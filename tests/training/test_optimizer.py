@@ -1,0 +1,93 @@
+"""Optimizer groups: learning-rate multipliers, warm-up freeze, decay masks, clipping."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from pfml_jax import default_config
+from pfml_jax.training.optimizer import group_of, make_optimizer
+
+
+def trainable_tree():
+  return {"model": {"backbone": {"conv": {"kernel": jnp.ones((3, 3))},
+                                 "bn1": {"scale": jnp.ones(3), "bias": jnp.ones(3)}},
+                    "head": {"kernel": jnp.ones((3, 2)), "bias": jnp.ones(2)}},
+          "proxies": jnp.ones((4, 2))}
+
+
+def optim_config(**overrides):
+  optim = default_config.get_config().optim
+  optim.update(overrides)
+  return optim
+
+
+def test_groups_by_path():
+  assert group_of("model/backbone/conv/kernel") == "backbone"
+  assert group_of("model/head/kernel") == "head"
+  assert group_of("proxies") == "proxies"
+  with pytest.raises(ValueError, match="no optimizer group"):
+    group_of("model/classifier/kernel")
+
+
+def test_warmup_freezes_backbone_then_multipliers_apply():
+  optim = optim_config(learning_rate=1e-3, warmup_epochs=2, head_lr_mult=2.0,
+                       proxy_lr_mult=100.0)
+  _, schedules = make_optimizer(optim, trainable_tree(), total_steps=100, steps_per_epoch=5)
+  assert float(schedules["backbone"](0)) == 0.0 and float(schedules["backbone"](9)) == 0.0
+  assert float(schedules["backbone"](10)) == pytest.approx(1e-3)
+  assert float(schedules["head"](0)) == pytest.approx(2e-3)
+  assert float(schedules["proxies"](0)) == pytest.approx(1e-1)
+
+
+def test_weight_decay_spares_proxies_norms_and_biases():
+  optim = optim_config(learning_rate=0.1, weight_decay=0.5, warmup_epochs=0)
+  params = trainable_tree()
+  tx, _ = make_optimizer(optim, params, total_steps=10, steps_per_epoch=1)
+  zero_grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zero_grads, tx.init(params), params)
+  new = optax.apply_updates(params, updates)
+  decayed = 1.0 - 0.1 * 0.5
+  assert np.allclose(new["model"]["backbone"]["conv"]["kernel"], decayed)
+  assert np.allclose(new["model"]["head"]["kernel"], decayed)
+  for leaf in (new["model"]["backbone"]["bn1"]["scale"], new["model"]["backbone"]["bn1"]["bias"],
+               new["model"]["head"]["bias"], new["proxies"]):
+    assert np.all(leaf == 1.0)
+
+
+def test_cosine_and_step_schedules():
+  cosine = optim_config(schedule="cosine", warmup_epochs=0, learning_rate=1.0)
+  _, schedules = make_optimizer(cosine, trainable_tree(), total_steps=10, steps_per_epoch=1)
+  assert float(schedules["head"](0)) == pytest.approx(1.0)
+  assert float(schedules["head"](10)) == pytest.approx(0.0, abs=1e-6)
+  stepped = optim_config(schedule="step", step_epochs=(2,), step_gamma=0.1, warmup_epochs=0,
+                         learning_rate=1.0)
+  _, schedules = make_optimizer(stepped, trainable_tree(), total_steps=10, steps_per_epoch=3)
+  assert float(schedules["head"](5)) == pytest.approx(1.0)
+  assert float(schedules["head"](6)) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("clip, manual", [
+    ("value", lambda g: jnp.clip(g, -0.5, 0.5)),
+    ("norm", lambda g: optax.clip_by_global_norm(0.5).update(g, None)[0])])
+def test_clipping_comes_before_adam(clip, manual):
+  params = trainable_tree()
+  clipped, _ = make_optimizer(optim_config(clip=clip, clip_threshold=0.5, warmup_epochs=0),
+                              params, total_steps=10, steps_per_epoch=1)
+  plain, _ = make_optimizer(optim_config(clip="none", warmup_epochs=0), params,
+                            total_steps=10, steps_per_epoch=1)
+  states = [clipped.init(params), plain.init(params)]
+  rng = np.random.default_rng(0)
+  for _ in range(3):
+    grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(0, 3, x.shape), jnp.float32), params)
+    want = manual(grads) if clip == "norm" else jax.tree.map(manual, grads)
+    got, states[0] = clipped.update(grads, states[0], params)
+    expected, states[1] = plain.update(want, states[1], params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, expected)
+
+
+@pytest.mark.parametrize("bad", [dict(schedule="linear"), dict(clip="max")])
+def test_bad_values_are_named(bad):
+  with pytest.raises(ValueError, match=next(iter(bad))):
+    make_optimizer(optim_config(**bad), trainable_tree(), total_steps=10, steps_per_epoch=1)

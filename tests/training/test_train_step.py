@@ -1,0 +1,86 @@
+"""The pure train step with a tiny real model: every registered loss trains through it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pfml_jax import default_config
+from pfml_jax.losses import LOSSES, make_loss
+from pfml_jax.models import make_embedding_model
+from pfml_jax.training.optimizer import make_optimizer
+from pfml_jax.training.train_state import TrainState
+from pfml_jax.training.train_step import make_train_step
+
+NUM_CLASSES, IMAGE = 6, 32
+
+
+def setup(loss_name, frozen_bn=False, backbone="vit_tiny"):
+  model = make_embedding_model(backbone, 16, frozen_bn=frozen_bn)
+  loss = make_loss(loss_name, **({"proxies_per_class": 2}
+                                 if LOSSES[loss_name].proxies_per_class else {}))
+  variables = jax.jit(lambda rng: model.init(rng, jnp.zeros((1, IMAGE, IMAGE, 3), jnp.uint8),
+                                             train=False))(jax.random.key(0))
+  trainable = {"model": variables["params"],
+               "proxies": loss.init_proxies(jax.random.key(1), NUM_CLASSES, 16)}
+  optim = default_config.get_config().optim
+  optim.update(learning_rate=1e-3, warmup_epochs=0)
+  optimizer, schedules = make_optimizer(optim, trainable, total_steps=10, steps_per_epoch=5)
+  state = TrainState(jnp.zeros((), jnp.int32), trainable, variables.get("batch_stats", {}),
+                     jax.jit(optimizer.init)(trainable))
+  step = jax.jit(make_train_step(model, loss, optimizer, loss.proxy_labels(NUM_CLASSES),
+                                 schedules))
+  return state, step
+
+
+def batch(seed=0):
+  rng = np.random.default_rng(seed)
+  labels = np.repeat(np.arange(4), 2).astype(np.int32)
+  images = rng.integers(0, 256, (8, IMAGE, IMAGE, 3), dtype=np.uint8)
+  return {"images": jnp.asarray(images), "labels": jnp.asarray(labels)}
+
+
+def tree_changed(a, b):
+  return any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.mark.parametrize("loss_name", sorted(LOSSES))
+def test_every_loss_trains_through_the_step(loss_name):
+  state, step = setup(loss_name)
+  before = jax.device_get(state)
+  for i in range(3):
+    state, metrics = step(state, batch(i), jax.random.key(i))
+    assert bool(metrics["finite"]) and np.isfinite(float(metrics["loss"]))
+  assert int(state.step) == 3
+  assert tree_changed(before.trainable["model"], state.trainable["model"])
+  if LOSSES[loss_name].proxies_per_class:
+    assert tree_changed(before.trainable["proxies"], state.trainable["proxies"])
+
+
+def test_pfml_energy_decreases_on_a_fixed_batch():
+  state, step = setup("pfml")
+  losses = []
+  for _ in range(8):
+    state, metrics = step(state, batch(0), jax.random.key(0))
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("frozen_bn", [True, False])
+def test_batch_norm_statistics_follow_frozen_flag(frozen_bn):
+  state, step = setup("pfml", frozen_bn=frozen_bn, backbone="resnet50_tiny")
+  before = jax.device_get(state.batch_stats)
+  state, _ = step(state, batch(), jax.random.key(0))
+  assert tree_changed(before, state.batch_stats) != frozen_bn
+
+
+def test_non_finite_step_leaves_state_unchanged():
+  state, step = setup("pfml")
+  poisoned = state.replace(trainable=dict(state.trainable,
+                                          proxies=state.proxies.at[0, 0].set(jnp.nan)))
+  before = jax.device_get(poisoned)
+  after, metrics = step(poisoned, batch(), jax.random.key(0))
+  assert not bool(metrics["finite"])
+  assert int(after.step) == 1
+  for a, b in zip(jax.tree.leaves(before.trainable), jax.tree.leaves(after.trainable)):
+    np.testing.assert_array_equal(a, b)
