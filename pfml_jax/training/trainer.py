@@ -176,11 +176,10 @@ def evaluate(exp: Experiment, state: TrainState, split, *, ks=None) -> dict[str,
   batches = data_lib.eval_batches(
       split, batch_size=batch_size, image_size=spec.image_size, resize_size=spec.resize_size,
       interpolation=spec.interpolation, process_index=jax.process_index(),
-      process_count=jax.process_count())
-  global_batches = (_global_batch(b, batch_sharding) for b in batches)
+      process_count=jax.process_count(), workers=config.data.workers)
   embeddings, labels = evaluation.extract_embeddings(
-      lambda images: embed(variables, images), global_batches,
-      num_batches=getattr(batches, "num_batches", None), progress=jax.process_index() == 0)
+      lambda images: embed(variables, _global_array(images, batch_sharding)), batches,
+      progress=jax.process_index() == 0)
   return evaluation.retrieval_metrics(embeddings, labels, tuple(ks or config.eval.ks),
                                       backend=config.eval.backend, nmi=config.eval.nmi)
 
@@ -193,14 +192,11 @@ def _multiple(value: int, base: int) -> int:
   return max(base, (value // base) * base)
 
 
-def _global_batch(local: dict[str, np.ndarray], sharding) -> dict[str, jax.Array]:
-  """This process's rows of a batch -> one global array per field, split over the mesh."""
-  out = {}
-  for name, rows in local.items():
-    rows = np.asarray(rows)
-    global_shape = (rows.shape[0] * jax.process_count(),) + rows.shape[1:]
-    out[name] = jax.make_array_from_process_local_data(sharding, rows, global_shape)
-  return out
+def _global_array(rows: np.ndarray, sharding) -> jax.Array:
+  """This process's rows -> one global array split over the mesh's data axis."""
+  rows = np.asarray(rows)
+  global_shape = (rows.shape[0] * jax.process_count(),) + rows.shape[1:]
+  return jax.make_array_from_process_local_data(sharding, rows, global_shape)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,23 +255,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       state = _with_pretrained(exp, state)
   start_step = int(jax.device_get(state.step))
 
-  # Input and step.
+  # Input and step: in the cached mode the image cache lives on device and the crops run
+  # inside the jitted step; in the grain mode the batch carries decoded crops.
   batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
   train_input = data_lib.make_train_input(
-      exp.train, batch_size=config.data.classes_per_batch * config.data.images_per_class,
+      exp.train, batch_size=batch_size_of(config),
       classes_per_batch=config.data.classes_per_batch, image_size=exp.image_size,
       scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
       interpolation=BACKBONES[config.model.backbone].interpolation,
       mode=config.data.input_mode, seed=config.seed, start_step=start_step,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      workers=config.data.workers)
+      workers=config.data.workers, mesh=exp.mesh)
+  device_data = train_input.device_data()
   loss_options = ({"mesh": exp.mesh} if config.loss.name == "pfml" and
                   config.mesh.shard_proxies and exp.mesh.size > 1 else {})
   step_fn = make_train_step(exp.model, exp.loss, exp.optimizer, exp.proxy_labels,
                             exp.schedules, loss_options)
+
+  def input_and_step(state, device_data, batch, rng):
+    images = train_input.device_images(device_data, batch)
+    return step_fn(state, {"images": images, "labels": batch["labels"]}, rng)
+
   replicated = jax.NamedSharding(exp.mesh, P())
-  train_step = jax.jit(step_fn, in_shardings=(exp.state_shardings, batch_sharding, replicated),
-                       out_shardings=(exp.state_shardings, replicated), donate_argnums=(0,))
+  train_step = jax.jit(
+      input_and_step, donate_argnums=(0,),
+      in_shardings=(exp.state_shardings, jax.tree.map(lambda x: x.sharding, device_data),
+                    batch_sharding, replicated),
+      out_shardings=(exp.state_shardings, replicated))
   rng = jax.random.key(config.seed + 1)
 
   def save(step, metrics=None):
@@ -287,9 +293,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                   disable=jax.process_index() != 0, dynamic_ncols=True)
   pending, window, window_start = None, [], time.perf_counter()
   try:
-    for step in range(start_step, exp.total_steps):
-      batch = _global_batch(next(train_input), batch_sharding)
-      state, metrics = train_step(state, batch, jax.random.fold_in(rng, step))
+    for step, host_batch in zip(range(start_step, exp.total_steps), train_input):
+      batch = {k: _global_array(v, batch_sharding) for k, v in host_batch.items()}
+      state, metrics = train_step(state, device_data, batch, jax.random.fold_in(rng, step))
       if pending is not None:  # read the previous step's metrics: the device stays busy
         window.append(_check_finite(jax.device_get(pending), step - 1, checkpoints))
       pending = metrics
