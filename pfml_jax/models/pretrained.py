@@ -235,7 +235,7 @@ def _assemble(variables: Mapping[str, Any], loaded: dict) -> dict[str, Any]:
     for leaf_path, leaf in flat.items():
       if (collection, leaf_path) in loaded:
         flat[leaf_path] = _place(loaded[(collection, leaf_path)], leaf)
-      elif not isinstance(leaf, jax.Array):
+      elif isinstance(leaf, jax.ShapeDtypeStruct):
         raise ValueError(f"load_pretrained: {'/'.join(leaf_path)} is not in the checkpoint and "
                          "the variables are abstract; initialise the model (model.init) before "
                          "loading with strict=False.")

@@ -70,12 +70,13 @@ BACKBONES: dict[str, BackboneSpec] = {
     # DINO (Caron et al. 2021): the ViT-S/16 network, ImageNet mean/std.
     "dino_vits16": BackboneSpec(VisionTransformer, feature_dim=384, default_embedding_dim=384,
                                 **{**_vit, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}),
-    # Tiny variants for tests and the CPU demo: same code and weight layouts, one block per
-    # stage (two transformer layers), narrow, 64 px.
+    # Tiny variants for tests and the CPU demo: same code and weight layouts, narrow, 64 px;
+    # ResNet: one block per stage; BN-Inception: one block of each kind (3a: average-pool
+    # branch, 3c: reduction, 5b: max-pool branch); ViT: two layers.
     "resnet50_tiny": BackboneSpec(functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=8),
                                   feature_dim=256, **_resnet, **_tiny),
     "bninception_tiny": BackboneSpec(
-        functools.partial(BNInception, blocks=("3a", "3c", "4a", "4e", "5b"), width_divisor=8),
+        functools.partial(BNInception, blocks=("3a", "3c", "5b"), width_divisor=8),
         feature_dim=128, **_bninception, **_tiny),
     "vit_tiny": BackboneSpec(functools.partial(VisionTransformer, width=64, depth=2, num_heads=2),
                              feature_dim=64, **_vit, **_tiny),

@@ -8,9 +8,9 @@ LayerNorm eps 1e-6, and a final LayerNorm. No dropout or drop-path (timm's defau
 Returns the normed (B, 1 + patches, width) token sequence; the embedding model takes the CLS
 token. LayerNorm statistics are float32; matmuls run in ``dtype``.
 
-Attention is ``jax.nn.dot_product_attention``: cuDNN's fused (flash) kernel on NVIDIA GPUs for
-bfloat16/float16 when cuDNN supports the shapes, XLA's implementation otherwise (CPU, TPU,
-float32), chosen automatically at trace time.
+Attention is ``jax.nn.dot_product_attention``. ``attention="auto"`` (default) picks cuDNN's
+fused (flash) kernel on NVIDIA GPUs for bfloat16/float16 when cuDNN accepts the shapes, and
+XLA's implementation otherwise (CPU, TPU, float32); "xla" or "cudnn" force one.
 """
 
 from typing import Any
@@ -24,25 +24,32 @@ FUSED_DTYPES = (jnp.bfloat16, jnp.float16)
 dense_init = nn.initializers.truncated_normal(0.02)
 
 
+ATTENTION = ("auto", "xla", "cudnn")
+
+
 def attention_implementation(dtype: Any) -> str:
-  """'cudnn' on a CUDA backend for bfloat16/float16, else 'xla'."""
+  """What ``attention="auto"`` tries first: 'cudnn' on a GPU for bfloat16/float16, else 'xla'."""
   if jax.default_backend() == "gpu" and jnp.dtype(dtype) in FUSED_DTYPES:
     return "cudnn"
   return "xla"
 
 
-def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray) -> jnp.ndarray:
-  """Softmax(q k^T / sqrt(d)) v on (B, T, heads, head_dim); cuDNN-fused where it applies.
+def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray,
+                          implementation: str = "auto") -> jnp.ndarray:
+  """Softmax(q k^T / sqrt(d)) v on (B, T, heads, head_dim).
 
-  cuDNN rejects unsupported shapes, GPUs or library versions while tracing; the XLA
-  implementation (identical maths) is used then.
+  "auto": cuDNN where ``attention_implementation`` says so; cuDNN rejects unsupported shapes,
+  GPUs or library versions while tracing, and the XLA implementation (the same maths) runs then.
   """
-  if attention_implementation(q.dtype) == "cudnn":
+  if implementation not in ATTENTION:
+    raise ValueError(f"attention must be one of {ATTENTION}, got {implementation!r}.")
+  if implementation == "auto" and attention_implementation(q.dtype) == "cudnn":
     try:
       return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
     except (NotImplementedError, RuntimeError, ValueError):
       pass
-  return jax.nn.dot_product_attention(q, k, v, implementation="xla")
+  implementation = "xla" if implementation == "auto" else implementation
+  return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
 
 
 class Attention(nn.Module):
@@ -50,6 +57,7 @@ class Attention(nn.Module):
 
   num_heads: int
   dtype: Any
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -58,7 +66,7 @@ class Attention(nn.Module):
     qkv = nn.Dense(3 * width, dtype=self.dtype, kernel_init=dense_init, name="qkv")(x)
     # timm's output order of qkv is (q|k|v, head, head_dim).
     qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim)
-    out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2])
+    out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], self.attention)
     return nn.Dense(width, dtype=self.dtype, kernel_init=dense_init,
                     name="proj")(out.reshape(batch, tokens, width))
 
@@ -86,10 +94,12 @@ class Block(nn.Module):
   num_heads: int
   mlp_ratio: float
   dtype: Any
+  attention: str = "auto"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    x = x + Attention(self.num_heads, self.dtype, name="attn")(layer_norm("norm1", self.dtype)(x))
+    attn = Attention(self.num_heads, self.dtype, self.attention, name="attn")
+    x = x + attn(layer_norm("norm1", self.dtype)(x))
     hidden = int(x.shape[-1] * self.mlp_ratio)
     return x + Mlp(hidden, self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
 
@@ -102,6 +112,7 @@ class VisionTransformer(nn.Module):
   depth: int = 12
   num_heads: int = 6
   mlp_ratio: float = 4.0
+  attention: str = "auto"  # "auto", "xla" or "cudnn" (see dot_product_attention)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -123,5 +134,6 @@ class VisionTransformer(nn.Module):
                          x], axis=1)
     x = x + pos_embed.astype(x.dtype)
     for index in range(self.depth):
-      x = Block(self.num_heads, self.mlp_ratio, self.dtype, name=f"blocks_{index}")(x)
+      x = Block(self.num_heads, self.mlp_ratio, self.dtype, self.attention,
+                name=f"blocks_{index}")(x)
     return layer_norm("norm", self.dtype)(x)

@@ -1,0 +1,118 @@
+"""Training throughput (img/s) of the backbones: forward + backward + AdamW, one device.
+
+    python benchmarks/backbone_bench.py                        # resnet50 and vit_s16, 256 x 224 px, bf16
+    python benchmarks/backbone_bench.py --models=resnet50_tiny,vit_tiny --batch=8 --size=64 \
+        --steps=2 --repeats=2                                  # CPU smoke run
+
+One jitted, donated train step: uint8 images -> the embedding model in train mode (BatchNorm
+statistics updated unless --frozen_bn; compute in --dtype, norms, head and loss in float32) ->
+a normalised-softmax loss against fixed class proxies -> gradients -> AdamW. Timing: compile,
+--warmup steps, then --repeats windows of --steps steps, each window ended by
+block_until_ready; img/s = batch x steps / median window time. Numbers go to docs/benchmarks.md.
+"""
+
+import argparse
+import json
+import time
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pfml_jax.models import BACKBONES, make_embedding_model
+from pfml_jax.models.vit import attention_implementation
+
+NUM_CLASSES = 100
+
+
+def make_step(model, optimizer, proxies):
+  """(state, images, labels) -> (state, loss); state = (params, batch_stats, opt_state)."""
+
+  def loss_fn(params, batch_stats, images, labels):
+    variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+    embeddings, updates = model.apply(variables, images, train=True, mutable=["batch_stats"])
+    logits = 16.0 * embeddings @ proxies.T  # float32: embeddings and proxies are float32
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, updates.get("batch_stats", batch_stats)
+
+  def step(state, images, labels):
+    params, batch_stats, opt_state = state
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params, batch_stats, images, labels)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
+
+  return jax.jit(step, donate_argnums=0)
+
+
+def bench(name: str, batch: int, size: int, dtype: str, frozen_bn: bool, attention: str,
+          steps: int, warmup: int, repeats: int) -> dict:
+  spec = BACKBONES[name]
+  kwargs = {} if spec.has_batch_norm else {"attention": attention}
+  model = make_embedding_model(name, spec.default_embedding_dim, frozen_bn=frozen_bn,
+                               dtype=jnp.dtype(dtype), **kwargs)
+  rng = np.random.default_rng(0)
+  images = jax.device_put(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
+  labels = jax.device_put(rng.integers(0, NUM_CLASSES, batch).astype(np.int32))
+  proxies = rng.normal(size=(NUM_CLASSES, spec.default_embedding_dim))
+  proxies = jnp.asarray(proxies / np.linalg.norm(proxies, axis=1, keepdims=True), jnp.float32)
+  # Values do not matter here; rbg keys compile much faster than threefry on CPU.
+  variables = jax.jit(lambda x: model.init(jax.random.key(0, impl="rbg"), x, train=False))(
+      images[:1])
+  optimizer = optax.adamw(1e-4, weight_decay=1e-4)
+  state = (variables["params"], variables.get("batch_stats", {}),
+           optimizer.init(variables["params"]))
+  step = make_step(model, optimizer, proxies)
+
+  start = time.perf_counter()
+  compiled = step.lower(state, images, labels).compile()
+  compile_s = time.perf_counter() - start
+  for _ in range(warmup):
+    state, loss = compiled(state, images, labels)
+  jax.block_until_ready(state)
+  windows = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(steps):
+      state, loss = compiled(state, images, labels)
+    jax.block_until_ready((state, loss))
+    windows.append(time.perf_counter() - start)
+  median = float(np.median(windows))
+  return dict(model=name, batch=batch, size=size, dtype=dtype, frozen_bn=frozen_bn,
+              attention=("n/a" if spec.has_batch_norm else
+                         attention_implementation(dtype) if attention == "auto" else attention),
+              compile_s=round(compile_s, 1), step_ms=round(1e3 * median / steps, 2),
+              img_per_s=round(batch * steps / median, 1), loss=float(loss),
+              device=jax.devices()[0].device_kind)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--models", default="resnet50,vit_s16")
+  parser.add_argument("--batch", type=int, default=256)
+  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+  parser.add_argument("--frozen_bn", action="store_true", help="BatchNorm frozen (CUB/Cars)")
+  parser.add_argument("--attention", default="auto", choices=["auto", "xla", "cudnn"])
+  parser.add_argument("--steps", type=int, default=20, help="steps per timed window")
+  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=5, help="timed windows (median reported)")
+  parser.add_argument("--json", help="also write the rows to this file")
+  args = parser.parse_args()
+  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+        f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}")
+  rows = []
+  for name in args.models.split(","):
+    row = bench(name, args.batch, args.size, args.dtype, args.frozen_bn, args.attention,
+                args.steps, args.warmup, args.repeats)
+    print(json.dumps(row), flush=True)
+    rows.append(row)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
