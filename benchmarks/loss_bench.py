@@ -2,6 +2,7 @@
 
     python benchmarks/loss_bench.py                       # every scale and path that fits
     python benchmarks/loss_bench.py --scales=cub --methods=dense,block_sparse
+    python benchmarks/loss_bench.py --methods=block_sparse,pallas      # CUDA GPU: the kernels
 
 Inputs: a batch of B embeddings (classes x images per class) and N x M proxies, either spread
 on the sphere as at initialisation ("spread") or all within delta of one point ("collapsed",
@@ -25,6 +26,8 @@ from pfml_jax.losses import potential_energy
 SCALES = {  # name: (batch, classes in batch, training classes N, proxies per class M, dim)
     "cub": (100, 25, 100, 15, 512),
     "sop": (100, 25, 11318, 2, 512),
+    "mid": (100, 25, 1000, 3, 512),  # between the two, still small enough for the dense path
+    "tiny": (20, 5, 20, 2, 24),  # smoke runs on CPU (pallas_field_check.py --smoke)
 }
 
 
@@ -46,11 +49,12 @@ def make_inputs(scale: str, layout: str, seed: int = 0):
                                         proxy_labels.astype(np.int32)))
 
 
-def bench(scale: str, layout: str, method: str, repeats: int, loop: int) -> dict:
+def bench(scale: str, layout: str, method: str, repeats: int, loop: int, **loss_kwargs) -> dict:
+  """Times energy + gradients; ``loss_kwargs`` go to potential_energy (e.g. kernel_config)."""
   embeddings, labels, proxies, proxy_labels = make_inputs(scale, layout)
 
   def loss(e, p):
-    return potential_energy(e, labels, p, proxy_labels, method=method)
+    return potential_energy(e, labels, p, proxy_labels, method=method, **loss_kwargs)
 
   step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
   compiled = step.lower(embeddings, proxies).compile()

@@ -6,7 +6,8 @@ counted, never evaluated. The points are cut into blocks of ``block`` rows:
 
 1. Screen: a bfloat16 Gram matrix, one tile of rows at a time (memory O(tile * P)), marks the
    blocks that may hold a force-carrying pair; the threshold carries a proven error margin
-   (``potentials.screen_threshold``), so no such pair is missed.
+   (``potentials.screen_threshold``), so no such pair is missed. The screen is a parameter:
+   ``pallas_field.screen`` is a CUDA kernel with the same contract.
 2. Exact: every marked block is evaluated with float32 distances from explicit differences
    (never 2 - 2cos), in chunks of blocks inside a loop whose length follows the number of
    marked blocks. Collapsed inputs mark every block and are still exact, only slower.
@@ -17,6 +18,7 @@ Pure XLA: runs on CPU, GPU and TPU.
 """
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -82,6 +84,11 @@ def _screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
   return activity.reshape(-1, num_blocks), same_counts.reshape(-1)
 
 
+Screen = Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray, BlockLayout, FieldParams],
+                  tuple[jnp.ndarray, jnp.ndarray]]
+"""(points, labels, row_start, layout, field) -> (activity, same_counts), as ``_screen``."""
+
+
 # Blocks evaluated per loop step, bounded so that (chunk, block, block, dim) differences would
 # stay moderate even if XLA materialised them (it fuses them into the reductions instead).
 CHUNK_ELEMENTS = 2**26
@@ -93,7 +100,8 @@ def _chunk_blocks(layout: BlockLayout, dim: int, num_pairs_of_blocks: int) -> in
 
 def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
                                  row_start: jnp.ndarray, layout: BlockLayout,
-                                 field: FieldParams) -> tuple[jnp.ndarray, jnp.ndarray]:
+                                 field: FieldParams,
+                                 screen: Screen = _screen) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Energy of the ordered pairs (a, b) with a in this shard's rows, and dU/dx_a for them.
 
   Args:
@@ -102,6 +110,7 @@ def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
     row_start: first row of this shard (a traced scalar under shard_map).
     layout: the static tiling.
     field: the potential's hyperparameters.
+    screen: marks the blocks that may carry force (default: the XLA screen above).
   Returns:
     (energy, gradient) with gradient of shape (layout.rows_per_shard, D): the gradient of the
     whole energy (every ordered pair, both ends) with respect to this shard's rows.
@@ -111,7 +120,7 @@ def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
   num_blocks = points.shape[0] // block
   shard_blocks = layout.rows_per_shard // block
 
-  activity, same_counts = _screen(points, labels, row_start, layout, field)
+  activity, same_counts = screen(points, labels, row_start, layout, field)
   # Every valid different-label pair adds delta_rep^-alpha unless evaluated below.
   row_labels = jax.lax.dynamic_slice_in_dim(labels, row_start, layout.rows_per_shard)
   far_pairs = jnp.where(row_labels >= 0, jnp.sum(labels >= 0) - same_counts, 0)

@@ -6,9 +6,12 @@
 with d the Euclidean distance between L2-normalised points. Sample-sample, sample-proxy and
 proxy-proxy pairs all count, and gradients reach both ends of every pair.
 
-Two paths compute the same number: ``dense`` (every pair, autodiff; small sets) and
-``block_sparse`` (screened and exact, pure XLA, any backend). ``method="auto"`` picks dense for
-small sets, else block_sparse.
+Several paths compute the same number: ``dense`` (every pair, autodiff; small sets),
+``block_sparse`` (screened and exact, pure XLA, any backend), and on CUDA GPUs ``pallas``
+(the same screened, exact scheme as two Pallas Triton kernels, ``pallas_field.py``) and
+``pallas_screen`` (the Pallas screen kernel followed by block_sparse's XLA evaluation).
+``method="auto"`` picks dense for small sets, else pallas on a CUDA GPU and block_sparse
+elsewhere.
 """
 
 import functools
@@ -17,11 +20,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from pfml_jax.losses import pallas_field
 from pfml_jax.losses.block_sparse_field import BlockLayout, block_sparse_energy_and_grad
 from pfml_jax.losses.dense_field import dense_energy
 from pfml_jax.losses.potentials import FieldParams
 
-METHODS = ("auto", "dense", "block_sparse")
+METHODS = ("auto", "dense", "block_sparse", "pallas_screen", "pallas")
+# Methods that run Pallas Triton kernels: CUDA GPUs only (or Pallas' interpreter).
+KERNEL_METHODS = ("pallas_screen", "pallas")
 # The dense path holds a few (P, P, D) float32 arrays for autodiff; above this many elements
 # the screened paths win on time and memory.
 DENSE_MAX_ELEMENTS = 2**22
@@ -35,6 +41,8 @@ class _Plan(NamedTuple):
   method: str
   mesh: jax.sharding.Mesh | None
   axis: str | None
+  kernel_config: pallas_field.KernelConfig
+  interpret: bool
 
 
 def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
@@ -47,7 +55,9 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
                      proxies: jnp.ndarray | None = None, proxy_labels: jnp.ndarray | None = None,
                      *, alpha: float = 3.0, delta_att: float = 0.2, delta_rep: float = 0.2,
                      normalize_proxies: bool = True, method: str = "auto",
-                     mesh: jax.sharding.Mesh | None = None, axis: str = "data") -> jnp.ndarray:
+                     mesh: jax.sharding.Mesh | None = None, axis: str = "data",
+                     kernel_config: pallas_field.KernelConfig = pallas_field.DEFAULT_CONFIG,
+                     interpret: bool = False) -> jnp.ndarray:
   """PFML's total potential energy; a float32 scalar, differentiable in embeddings and proxies.
 
   Args:
@@ -59,11 +69,14 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
     delta_att: radius inside which attraction is flat (paper: 0.2).
     delta_rep: radius beyond which repulsion is constant (paper: 0.2).
     normalize_proxies: project proxies onto the unit sphere like the embeddings (default).
-    method: "auto", "dense" or "block_sparse" (see the module docstring).
+    method: "auto", "dense", "block_sparse", "pallas_screen" or "pallas" (see the module
+      docstring); the last two need a CUDA GPU unless ``interpret`` is set.
     mesh: optional mesh whose ``axis`` splits the pair rows of the fast paths across devices
       (each device screens and evaluates its rows against all points). Without it, XLA
       partitions the computation by itself; the value is the same either way.
     axis: the mesh axis name used with ``mesh``.
+    kernel_config: tiling of the Pallas kernels (``pallas_field.KernelConfig``).
+    interpret: run the Pallas kernels in Pallas' interpreter, on any backend (slow; tests).
   Returns:
     The energy U as a float32 scalar.
   """
@@ -73,16 +86,25 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
   points, point_labels = _gather_points(embeddings, labels, proxies, proxy_labels,
                                         normalize_proxies)
   num_points, dim = points.shape
+  on_cuda = _on_cuda(mesh)
   if method == "auto":
-    method = _auto_method(num_points, dim)
+    method = _auto_method(num_points, dim, on_cuda)
   if method == "dense":
     return dense_energy(points, point_labels, field)
+  if method in KERNEL_METHODS and not (on_cuda or interpret):
+    raise ValueError(f"potential_energy: method {method!r} runs Triton kernels and needs a CUDA "
+                     "GPU, but the points live elsewhere; use method='block_sparse' or 'auto' "
+                     "(or interpret=True to run the kernels in Pallas' interpreter, for tests).")
   shards = 1 if mesh is None else mesh.shape[axis]
-  layout = BlockLayout.for_points(num_points, shards=shards)
+  if method in KERNEL_METHODS:
+    layout = pallas_field.kernel_layout(num_points, shards, kernel_config.validate())
+  else:
+    layout = BlockLayout.for_points(num_points, shards=shards)
   pad = layout.padded_size - num_points
   points = jnp.pad(points, ((0, pad), (0, 0)))
   point_labels = jnp.pad(point_labels, (0, pad), constant_values=-1)
-  plan = _Plan(field, layout, method, mesh if shards > 1 else None, axis)
+  plan = _Plan(field, layout, method, mesh if shards > 1 else None, axis, kernel_config,
+               interpret)
   return _screened_energy(points, point_labels, plan)
 
 
@@ -105,10 +127,21 @@ def _gather_points(embeddings, labels, proxies, proxy_labels, normalize_proxies)
   return jnp.concatenate(points), jnp.concatenate(point_labels)
 
 
-def _auto_method(num_points: int, dim: int) -> str:
+def _on_cuda(mesh: jax.sharding.Mesh | None) -> bool:
+  """Whether the computation runs on CUDA GPUs (the mesh's devices, else the default one)."""
+  device = jax.devices()[0] if mesh is None else mesh.devices.flat[0]
+  if device.platform != "gpu":
+    return False
+  try:
+    return device in jax.devices("cuda")
+  except RuntimeError:  # a GPU backend without CUDA (ROCm)
+    return False
+
+
+def _auto_method(num_points: int, dim: int, on_cuda: bool) -> str:
   if num_points * num_points * dim <= DENSE_MAX_ELEMENTS:
     return "dense"
-  return "block_sparse"
+  return "pallas" if on_cuda else "block_sparse"
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -129,15 +162,37 @@ def _screened_energy_bwd(plan, gradient, cotangent):
 _screened_energy.defvjp(_screened_energy_fwd, _screened_energy_bwd)
 
 
+def _block_sparse(points, labels, row_start, plan: _Plan):
+  return block_sparse_energy_and_grad(points, labels, row_start, plan.layout, plan.field)
+
+
+def _pallas_screen(points, labels, row_start, plan: _Plan):
+  screen = functools.partial(pallas_field.screen, config=plan.kernel_config,
+                             interpret=plan.interpret)
+  return block_sparse_energy_and_grad(points, labels, row_start, plan.layout, plan.field,
+                                      screen=screen)
+
+
+def _pallas(points, labels, row_start, plan: _Plan):
+  return pallas_field.pallas_energy_and_grad(points, labels, row_start, plan.layout, plan.field,
+                                             config=plan.kernel_config,
+                                             interpret=plan.interpret)
+
+
+# (points, labels, row_start, plan) -> (energy of the rows' pairs, gradient of the rows).
+_FAST_PATHS = {"block_sparse": _block_sparse, "pallas_screen": _pallas_screen,
+               "pallas": _pallas}
+
+
 def _energy_and_grad(points, labels, plan: _Plan):
   """Energy and its gradient in one pass (the fast paths produce both together)."""
-  kernel = block_sparse_energy_and_grad
+  kernel = _FAST_PATHS[plan.method]
   if plan.mesh is None:
-    return kernel(points, labels, jnp.int32(0), plan.layout, plan.field)
+    return kernel(points, labels, jnp.int32(0), plan)
 
   def shard(points, labels):
     row_start = jax.lax.axis_index(plan.axis) * plan.layout.rows_per_shard
-    energy, gradient = kernel(points, labels, row_start, plan.layout, plan.field)
+    energy, gradient = kernel(points, labels, row_start, plan)
     return jax.lax.psum(energy, plan.axis), gradient
 
   spec = jax.sharding.PartitionSpec
