@@ -1,0 +1,195 @@
+"""Training input: class-balanced batches with RandomResizedCrop + flip, in two modes.
+
+Both modes share the sampler (``sampler.py``) and the crop parameters (``crops.py``): for a
+given (seed, step) they select the same images and the same crop boxes and flips.
+
+- ``grain``: worker processes (and threads) decode the images and crop them with PIL; each
+  step yields ``{"images": uint8 (B_local, S, S, 3), "labels": int32 (B_local,)}``.
+- ``cached``: every image is decoded once into an ``ImageCache``; each step yields
+  ``{"indices": int32, "boxes": float32 (B_local, 4), "flips": bool, "labels": int32}`` and
+  the crops run on the accelerator inside the train step (``device_images``).
+
+One loop serves both::
+
+    train_input = make_train_input(split, batch_size=..., ..., mode=..., start_step=step)
+    device_data = train_input.device_data()  # the cache on device, or {} (once)
+    for host_batch in train_input:  # this process's rows of each global batch
+      batch = {k: jax.make_array_from_process_local_data(batch_sharding, v)
+               for k, v in host_batch.items()}
+      # inside the jitted step: images = train_input.device_images(device_data, batch)
+
+Multi-host: the global batch of a step is a function of (seed, step); process p of P keeps
+rows [p * B / P, (p + 1) * B / P). Resuming: pass ``start_step`` = the saved step; nothing
+else about the input needs checkpointing.
+"""
+
+import dataclasses
+import itertools
+from collections.abc import Iterator
+
+import grain
+import jax
+import numpy as np
+
+from pfml_jax.data.crops import INTERPOLATIONS, crop_boxes, crop_resize_flip, crop_variates
+from pfml_jax.data.device_augment import augment_on_device, place_cache
+from pfml_jax.data.image_cache import ImageCache, build_image_cache
+from pfml_jax.data.images import ImageSource
+from pfml_jax.data.sampler import ClassBalancedSampler
+from pfml_jax.data.split import Split
+
+MODES = ("grain", "cached")
+# The grain pipeline is indexed by step; this bounds it (never reached in practice).
+MAX_STEPS = 2**40
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchPlan:
+  """What every step needs to know, picklable for grain's worker processes."""
+
+  sampler: ClassBalancedSampler
+  labels: np.ndarray
+  seed: int
+  image_size: int
+  scale: tuple[float, float]
+  ratio: tuple[float, float]
+  interpolation: str
+  rows: tuple[int, int]  # this process's rows of the global batch
+
+  def indices_and_variates(self, step: int):
+    start, stop = self.rows
+    indices = self.sampler.batch(step)[start:stop]
+    variates = crop_variates(self.seed, step, self.sampler.batch_size).rows(start, stop)
+    return indices, variates
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeAndCrop:
+  """grain map function: step -> this process's decoded, cropped batch."""
+
+  plan: BatchPlan
+  images: ImageSource
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    indices, variates = self.plan.indices_and_variates(step)
+    decoded = [self.images.image(int(i)) for i in indices]
+    boxes = crop_boxes(variates, np.array([d.size[1] for d in decoded]),
+                       np.array([d.size[0] for d in decoded]), self.plan.scale, self.plan.ratio)
+    pixels = np.stack([
+        crop_resize_flip(image, boxes.top[j], boxes.left[j], boxes.height[j], boxes.width[j],
+                         boxes.flip[j], self.plan.image_size, self.plan.interpolation)
+        for j, image in enumerate(decoded)])
+    return {"images": pixels, "labels": self.plan.labels[indices].astype(np.int32)}
+
+
+@dataclasses.dataclass
+class TrainInput:
+  """Iterable over this process's share of every training batch from ``start_step`` on."""
+
+  plan: BatchPlan
+  split: Split
+  mode: str
+  start_step: int
+  workers: int
+  threads: int
+  cache: ImageCache | None
+  mesh: jax.sharding.Mesh | None
+  cache_axis: str | None
+
+  @property
+  def steps_per_epoch(self) -> int:
+    """ceil(train images / global batch size) (see ``sampler.py``)."""
+    return self.plan.sampler.steps_per_epoch
+
+  @property
+  def global_batch_size(self) -> int:
+    return self.plan.sampler.batch_size
+
+  @property
+  def local_batch_size(self) -> int:
+    return self.plan.rows[1] - self.plan.rows[0]
+
+  def cached_batch(self, step: int) -> dict[str, np.ndarray]:
+    """The cached mode's host batch: image rows, crop boxes, flips and labels."""
+    indices, variates = self.plan.indices_and_variates(step)
+    heights, widths = self.cache.heights[indices], self.cache.widths[indices]
+    boxes = crop_boxes(variates, heights, widths, self.plan.scale, self.plan.ratio)
+    return {"indices": indices.astype(np.int32), "boxes": boxes.normalized(heights, widths),
+            "flips": boxes.flip, "labels": self.plan.labels[indices].astype(np.int32)}
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    if self.mode == "cached":
+      return map(self.cached_batch, itertools.count(self.start_step))
+    dataset = grain.MapDataset.range(self.start_step, MAX_STEPS).map(
+        DecodeAndCrop(self.plan, self.split.images))
+    iterator = dataset.to_iter_dataset(grain.ReadOptions(
+        num_threads=self.threads, prefetch_buffer_size=2 * max(self.threads, 1)))
+    if self.workers > 0:
+      iterator = iterator.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=self.workers, per_worker_buffer_size=2))
+    return iter(iterator)
+
+  def device_data(self) -> dict[str, jax.Array]:
+    """Arrays the train step needs on device: the image cache (cached mode) or nothing."""
+    if self.mode != "cached":
+      return {}
+    return {"cache": place_cache(self.cache.images, self.mesh, self.cache_axis)}
+
+  def device_images(self, device_data: dict[str, jax.Array],
+                    batch: dict[str, jax.Array]) -> jax.Array:
+    """(B, S, S, 3) uint8 training images of a (global) batch; call inside the jitted step."""
+    if self.mode != "cached":
+      return batch["images"]
+    return augment_on_device(device_data["cache"], batch["indices"], batch["boxes"],
+                             batch["flips"], out_size=self.plan.image_size,
+                             interpolation=self.plan.interpolation, mesh=self.mesh,
+                             cache_axis=self.cache_axis)
+
+
+def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
+                     image_size: int, scale: tuple[float, float] = (0.08, 1.0),
+                     ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                     interpolation: str = "bilinear", mode: str = "grain", seed: int = 0,
+                     process_index: int = 0, process_count: int = 1, start_step: int = 0,
+                     workers: int = 0, threads: int = 4, cache_size: int | None = None,
+                     cache_dir: str | None = None, mesh: jax.sharding.Mesh | None = None,
+                     cache_axis: str | None = None) -> TrainInput:
+  """The training input of ``split``.
+
+  Args:
+    split: the training split (labels possibly noisy, see ``Split.with_noisy_labels``).
+    batch_size: global batch size B = classes_per_batch x images per class.
+    classes_per_batch: P.
+    image_size: output side S of the crops.
+    scale, ratio: RandomResizedCrop area-fraction and aspect-ratio ranges.
+    interpolation: "bilinear" or "bicubic".
+    mode: "grain" (decode in workers) or "cached" (decode once, crop on the accelerator).
+    seed: fixes batches, crops and flips (with the step).
+    process_index, process_count: this process's share of the global batch.
+    start_step: first step to produce (the checkpointed step when resuming).
+    workers: grain mode: decoding processes (0: decode in this process's threads).
+    threads: grain mode: decoding threads per process; cached mode: threads building the cache.
+    cache_size: cached mode: side of the cached images; default round(8 / 7 * image_size)
+      (256 for 224 crops).
+    cache_dir: cached mode: where the cache file lives (see ``image_cache.py``).
+    mesh, cache_axis: cached mode: place the cache on this mesh, replicated (axis None) or
+      split along ``cache_axis``.
+  """
+  if mode not in MODES:
+    raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
+  if interpolation not in INTERPOLATIONS:
+    raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
+  if batch_size % process_count:
+    raise ValueError(f"batch_size={batch_size} must divide evenly over {process_count} processes.")
+  if not (0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]):
+    raise ValueError(f"scale={scale} must satisfy 0 < low <= high <= 1, ratio={ratio} 0 < low <= high.")
+  sampler = ClassBalancedSampler(split.labels, classes_per_batch, batch_size, seed)
+  local = batch_size // process_count
+  plan = BatchPlan(sampler, np.asarray(split.labels), seed, image_size, tuple(scale),
+                   tuple(ratio), interpolation, (process_index * local,
+                                                 (process_index + 1) * local))
+  cache = None
+  if mode == "cached":
+    size = cache_size or round(image_size * 8 / 7)
+    cache = build_image_cache(split, size, interpolation, cache_dir, workers=max(threads, 1))
+  return TrainInput(plan, split, mode, start_step, workers, threads, cache, mesh, cache_axis)

@@ -1,0 +1,100 @@
+"""Class-balanced sampling and label noise."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from pfml_jax.data import ClassBalancedSampler, apply_label_noise
+
+# 23 classes of 1..12 images: some smaller than K, so they are drawn with replacement.
+LABELS = np.repeat(np.arange(23), 1 + np.arange(23) % 12)
+
+
+def test_batches_hold_p_classes_of_k_images():
+  sampler = ClassBalancedSampler(LABELS, classes_per_batch=5, batch_size=20, seed=1)
+  for step in range(40):
+    batch = sampler.batch(step)
+    assert batch.shape == (20,)
+    classes = LABELS[batch].reshape(5, 4)
+    assert (classes == classes[:, :1]).all() and len(np.unique(classes[:, 0])) == 5
+    for row in batch.reshape(5, 4):  # without replacement whenever the class has >= K images
+      if np.sum(LABELS == LABELS[row[0]]) >= 4:
+        assert len(np.unique(row)) == 4
+  small = np.flatnonzero(LABELS == 0)  # a one-image class appears as K copies of it
+  batches = np.concatenate([sampler.batch(s) for s in range(40)])
+  assert np.sum(batches == small[0]) % 4 == 0 and np.sum(batches == small[0]) > 0
+
+
+def test_every_class_is_visited_each_round():
+  sampler = ClassBalancedSampler(LABELS, classes_per_batch=5, batch_size=20, seed=2)
+  assert sampler.batches_per_round == 4  # 23 // 5: three classes sit each round out
+  for round_index in range(3):
+    steps = range(round_index * 4, round_index * 4 + 4)
+    seen = np.concatenate([LABELS[sampler.batch(s)] for s in steps])
+    assert len(np.unique(seen)) == 20
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+  first = ClassBalancedSampler(LABELS, 5, 20, seed=7)
+  run = [first.batch(s) for s in range(12)]
+  state = first.state(next_step=8)
+  restored = ClassBalancedSampler(LABELS, 5, 20, seed=7)
+  resume = restored.restore(json.loads(json.dumps(state)))
+  assert resume == 8
+  for step in range(resume, 12):
+    np.testing.assert_array_equal(restored.batch(step), run[step])
+  np.testing.assert_array_equal(restored.batch(3), run[3])  # any order
+  other = ClassBalancedSampler(LABELS, 5, 20, seed=8)
+  assert not np.array_equal(other.batch(0), run[0])
+  with pytest.raises(ValueError, match="seed"):
+    other.restore(state)
+
+
+def test_epoch_definition_and_errors():
+  sampler = ClassBalancedSampler(LABELS, 5, 20, seed=0)
+  assert sampler.steps_per_epoch == int(np.ceil(len(LABELS) / 20))
+  with pytest.raises(ValueError, match="multiple of classes_per_batch"):
+    ClassBalancedSampler(LABELS, 6, 20, seed=0)
+  with pytest.raises(ValueError, match="exceeds the 23 classes"):
+    ClassBalancedSampler(LABELS, 24, 48, seed=0)
+
+
+def test_label_noise_statistics():
+  num_classes, n, rate = 50, 40_000, 0.2
+  labels = np.arange(n) % num_classes
+  noisy, record = apply_label_noise(labels, num_classes, rate, seed=3)
+  changed = noisy != labels
+  np.testing.assert_array_equal(np.flatnonzero(changed), record.indices)
+  np.testing.assert_array_equal(labels[record.indices], record.original)
+  np.testing.assert_array_equal(noisy[record.indices], record.noisy)
+  # The rate: changed ~ Binomial(n, rate), within 5 standard deviations.
+  assert abs(changed.sum() - n * rate) < 5 * np.sqrt(n * rate * (1 - rate))
+  assert abs(record.realized_rate - rate) < 0.01
+  # Never the same class; the new class uniform over the other 49 (chi-square test).
+  offsets = (record.noisy - record.original) % num_classes
+  assert offsets.min() >= 1
+  counts = np.bincount(offsets, minlength=num_classes)[1:]
+  assert scipy.stats.chisquare(counts).pvalue > 1e-4
+  again, _ = apply_label_noise(labels, num_classes, rate, seed=3)
+  np.testing.assert_array_equal(again, noisy)
+  assert not np.array_equal(apply_label_noise(labels, num_classes, rate, seed=4)[0], noisy)
+  assert np.array_equal(apply_label_noise(labels, num_classes, 0.0, seed=3)[0], labels)
+
+
+def test_label_noise_touches_only_the_given_split(tmp_path):
+  from pfml_jax.data import read_split
+  train = read_split("demo", split="train")
+  test = read_split("demo", split="test")
+  test_labels = test.labels.copy()
+  noisy, record = apply_label_noise(train.labels, train.num_classes, 0.5, seed=0)
+  noisy_train = train.with_noisy_labels(noisy, record)
+  assert noisy_train.label_noise is record and train.label_noise is None
+  assert np.mean(noisy_train.labels != train.labels) > 0.4
+  np.testing.assert_array_equal(test.labels, test_labels)
+  record.save(tmp_path / "noise.json")
+  record.save(tmp_path / "noise.npz")
+  saved = json.loads((tmp_path / "noise.json").read_text())
+  assert saved["indices"] == record.indices.tolist() and saved["rate"] == 0.5
+  np.testing.assert_array_equal(np.load(tmp_path / "noise.npz")["noisy"], record.noisy)

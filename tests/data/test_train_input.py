@@ -1,0 +1,190 @@
+"""Training input: crop distribution, the two modes' agreement, resume, multi-process slicing."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+import torchvision
+from PIL import Image
+
+from pfml_jax.data import (augment_on_device, build_image_cache, make_train_input,
+                           place_cache, read_split)
+from pfml_jax.data.crops import crop_boxes, crop_variates
+
+# Original sizes (width, height) of the coordinate images: portrait, landscape, square, and
+# one far outside the aspect range, which exercises the centre-crop fallback.
+SIZES = [(90, 60), (48, 96), (72, 72), (120, 40), (64, 80), (100, 70)]
+OUT = 24
+
+
+def coordinate_image(width: int, height: int) -> np.ndarray:
+  """R encodes x / width and G encodes y / height at every pixel centre (B constant)."""
+  x = (np.arange(width) + 0.5) / width * 255
+  y = (np.arange(height) + 0.5) / height * 255
+  image = np.zeros((height, width, 3), np.uint8)
+  image[..., 0] = np.rint(x)[None, :]
+  image[..., 1] = np.rint(y)[:, None]
+  image[..., 2] = 128
+  return image
+
+
+@pytest.fixture(scope="module")
+def coordinate_split(tmp_path_factory):
+  """An image_folder split of 8 classes x 3 lossless PNG coordinate images of mixed sizes."""
+  root = tmp_path_factory.mktemp("coordinates")
+  for c in range(16):
+    os.makedirs(root / f"class{c:02d}")
+    for k in range(3):
+      width, height = SIZES[(c + k) % len(SIZES)]
+      Image.fromarray(coordinate_image(width, height)).save(root / f"class{c:02d}" / f"{k}.png")
+  return read_split("image_folder", str(root), "train")
+
+
+def recover_boxes(images: np.ndarray) -> np.ndarray:
+  """(top, left, height, width) fractions and flip of each crop, from its coordinate colours.
+
+  The columns' mean R is linear in the column index: slope = 255 * width / OUT, intercept =
+  255 * left + slope / 2 (a mirrored crop has a negative slope). Same for rows and G. The
+  outermost pixels are left out: resampling is not linear where its kernel meets the image
+  border.
+  """
+  centres = np.arange(2, OUT - 2) + 0.5
+  result = []
+  for image in images.astype(np.float64):
+    r = image[2:-2, 2:-2, 0].mean(axis=0)
+    g = image[2:-2, 2:-2, 1].mean(axis=1)
+    slope_x, intercept_x = np.polyfit(centres, r, 1)
+    slope_y, intercept_y = np.polyfit(centres, g, 1)
+    flip = slope_x < 0
+    width, height = abs(slope_x) * OUT / 255, slope_y * OUT / 255
+    left = (intercept_x + slope_x * OUT) / 255 if flip else intercept_x / 255
+    result.append((intercept_y / 255, left, height, width, flip))
+  return np.array(result)
+
+
+def _collect(train_input, steps: int) -> tuple[np.ndarray, list]:
+  images, batches = [], []
+  for step, batch in zip(range(steps), train_input):
+    batches.append(batch)
+    if "images" in batch:
+      images.append(batch["images"])
+    else:
+      images.append(np.asarray(jax.jit(
+          lambda c, b: train_input.device_images(c, b))(train_input.device_data(), batch)))
+  return np.concatenate(images), batches
+
+
+def test_crop_parameters_match_torchvision():
+  """Area fraction, aspect ratio and position against RandomResizedCrop.get_params."""
+  torch.manual_seed(0)
+  for width, height, scale in ((200, 150, (0.08, 1.0)), (300, 60, (0.3, 1.0))):
+    reference = np.array([torchvision.transforms.RandomResizedCrop.get_params(
+        torch.empty(1, height, width), scale, (3 / 4, 4 / 3)) for _ in range(3000)])
+    ours = []
+    for step in range(30):
+      boxes = crop_boxes(crop_variates(0, step, 100), np.full(100, height), np.full(100, width),
+                         scale, (3 / 4, 4 / 3))
+      ours.append(np.stack([boxes.top, boxes.left, boxes.height, boxes.width], axis=1))
+    ours = np.concatenate(ours)
+    for name, statistic in (("area", lambda b: b[:, 2] * b[:, 3] / (width * height)),
+                            ("log aspect", lambda b: np.log(b[:, 3] / b[:, 2])),
+                            ("top", lambda b: b[:, 0]), ("left", lambda b: b[:, 1])):
+      p = scipy.stats.ks_2samp(statistic(ours), statistic(reference)).pvalue
+      assert p > 1e-3, (name, width, height, p)
+
+
+def test_both_modes_crop_the_same_regions(coordinate_split, tmp_path):
+  kwargs = dict(batch_size=32, classes_per_batch=8, image_size=OUT, scale=(0.2, 1.0),
+                interpolation="bilinear", seed=5, threads=2)
+  grain_images, grain_batches = _collect(make_train_input(coordinate_split, mode="grain",
+                                                          **kwargs), 12)
+  cached_input = make_train_input(coordinate_split, mode="cached", cache_size=64,
+                                  cache_dir=str(tmp_path), **kwargs)
+  cached_images, cached_batches = _collect(cached_input, 12)
+  labels = np.concatenate([b["labels"] for b in grain_batches])
+  np.testing.assert_array_equal(labels, np.concatenate([b["labels"] for b in cached_batches]))
+  # The boxes the sampler asked for, in fractions of each original image.
+  expected = np.concatenate([b["boxes"] for b in cached_batches])
+  flips = np.concatenate([b["flips"] for b in cached_batches])
+  for images in (grain_images, cached_images):
+    assert images.shape == (384, OUT, OUT, 3) and images.dtype == np.uint8
+    found = recover_boxes(images)
+    np.testing.assert_array_equal(found[:, 4].astype(bool), flips)
+    np.testing.assert_allclose(found[:, :4], expected, atol=0.03)
+  # Flip rate ~ Binomial(384, 1/2) and the crops' distribution: area and aspect (in original
+  # pixels) agree between the modes and with torchvision's sampler.
+  assert abs(flips.mean() - 0.5) < 4 * 0.5 / np.sqrt(len(flips))
+  grain_found, cached_found = recover_boxes(grain_images), recover_boxes(cached_images)
+  for column in (lambda b: b[:, 2] * b[:, 3], lambda b: b[:, 3] / b[:, 2]):
+    assert scipy.stats.ks_2samp(column(grain_found), column(cached_found)).pvalue > 0.05
+  np.testing.assert_allclose(grain_images, cached_images, atol=40)  # same crops, other resampling
+  assert np.abs(grain_images.astype(int) - cached_images).mean() < 3
+
+
+def test_resume_replays_the_same_batches(coordinate_split):
+  kwargs = dict(batch_size=16, classes_per_batch=4, image_size=OUT, seed=1, threads=2)
+  full, _ = _collect(make_train_input(coordinate_split, mode="grain", **kwargs), 6)
+  resumed, _ = _collect(make_train_input(coordinate_split, mode="grain", start_step=4,
+                                         **kwargs), 2)
+  np.testing.assert_array_equal(resumed, full[4 * 16:])
+  other_seed, _ = _collect(make_train_input(coordinate_split, mode="grain",
+                                            **{**kwargs, "seed": 2}), 1)
+  assert not np.array_equal(other_seed, full[:16])
+
+
+@pytest.mark.parametrize("mode", ["grain", "cached"])
+def test_processes_cover_the_global_batch_exactly_once(coordinate_split, mode, tmp_path):
+  kwargs = dict(batch_size=24, classes_per_batch=6, image_size=OUT, seed=3, mode=mode,
+                threads=1, cache_dir=str(tmp_path))
+  whole = next(iter(make_train_input(coordinate_split, **kwargs)))
+  parts = [next(iter(make_train_input(coordinate_split, process_index=p, process_count=3,
+                                      **kwargs))) for p in range(3)]
+  assert all(len(part["labels"]) == 8 for part in parts)
+  for key in whole:
+    np.testing.assert_array_equal(np.concatenate([part[key] for part in parts]), whole[key])
+
+
+def test_grain_worker_processes_give_the_same_batches(coordinate_split):
+  kwargs = dict(batch_size=8, classes_per_batch=4, image_size=OUT, seed=4, mode="grain")
+  in_process, _ = _collect(make_train_input(coordinate_split, threads=0, **kwargs), 3)
+  iterator = iter(make_train_input(coordinate_split, workers=2, threads=1, **kwargs))
+  with_workers = np.concatenate([next(iterator)["images"] for _ in range(3)])
+  np.testing.assert_array_equal(with_workers, in_process)
+
+
+def test_cache_file_is_reused_and_rebuilt_when_invalid(coordinate_split, tmp_path):
+  first = build_image_cache(coordinate_split, 32, "bicubic", str(tmp_path))
+  assert first.path and first.images.shape == (len(coordinate_split), 32, 32, 3)
+  np.testing.assert_array_equal(
+      np.stack([first.heights, first.widths], 1)[:3],
+      [coordinate_split.images[i].shape[:2] for i in range(3)])
+  stamp = os.stat(first.path + ".npy").st_mtime_ns
+  again = build_image_cache(coordinate_split, 32, "bicubic", str(tmp_path))
+  assert os.stat(again.path + ".npy").st_mtime_ns == stamp
+  assert isinstance(again.images, np.memmap)
+  np.save(first.path + ".npy", np.zeros((2, 32, 32, 3), np.uint8))  # wrong shape: rebuilt
+  rebuilt = build_image_cache(coordinate_split, 32, "bicubic", str(tmp_path))
+  np.testing.assert_array_equal(rebuilt.images, first.images)
+  assert build_image_cache(coordinate_split, 24, "bicubic", str(tmp_path)).path != first.path
+
+
+def test_sharded_cache_gives_the_replicated_result(coordinate_split):
+  cache = build_image_cache(coordinate_split, 32, "bilinear", cache_dir="")
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+  rng = np.random.default_rng(0)
+  indices = rng.integers(0, len(coordinate_split), 16).astype(np.int32)
+  boxes = np.tile(np.array([[0.1, 0.2, 0.6, 0.5]], np.float32), (16, 1))
+  flips = rng.random(16) < 0.5
+  augment = jax.jit(augment_on_device, static_argnames=("out_size", "interpolation", "mesh",
+                                                         "cache_axis"))
+  replicated = augment(place_cache(cache.images), indices, boxes, flips, out_size=OUT)
+  batch_sharding = jax.NamedSharding(mesh, jax.P("data"))
+  sharded = augment(place_cache(cache.images, mesh, "data"),
+                    *(jax.device_put(a, batch_sharding) for a in (indices, boxes, flips)),
+                    out_size=OUT, mesh=mesh, cache_axis="data")
+  assert len(coordinate_split) % 8 != 0  # the padded last rows are never read
+  np.testing.assert_array_equal(np.asarray(sharded), np.asarray(replicated))
+  assert sharded.sharding.spec == jax.P("data")
