@@ -1,8 +1,8 @@
 """Training throughput (img/s) of the backbones: forward + backward + AdamW, one device.
 
-    python benchmarks/backbone_bench.py                        # resnet50 and vit_s16, 256 x 224 px, bf16
+    python benchmarks/backbone_bench.py           # resnet50, vit_s16: batch 256, 224 px, bf16
     python benchmarks/backbone_bench.py --models=resnet50_tiny,vit_tiny --batch=8 --size=64 \
-        --steps=2 --repeats=2                                  # CPU smoke run
+        --steps=2 --repeats=2                     # CPU smoke run
 
 One jitted, donated train step: uint8 images -> the embedding model in train mode (BatchNorm
 statistics updated unless --frozen_bn; compute in --dtype, norms, head and loss in float32) ->

@@ -69,7 +69,16 @@ def export(model: str, out: str | Path, checkpoint: str | None = None,
     raise ValueError(f"No pretrained weights are known for {model!r}; export one of "
                      f"{sorted(SOURCES)}.")
   origin = checkpoint or source or SOURCES[model]
-  tensors = read_checkpoint(checkpoint) if checkpoint else download(origin)
+  if checkpoint:
+    tensors = read_checkpoint(checkpoint)
+  else:
+    try:
+      tensors = download(origin)
+    except (ImportError, OSError) as e:  # no torch/timm/torchvision, no network
+      raise RuntimeError(
+          f"Could not fetch {origin}: {e}. Run this where torch (+ torchvision or timm) and the "
+          "internet are available, or download the PyTorch file yourself and pass "
+          "--checkpoint=FILE.") from e
   out = Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   from safetensors.numpy import save_file

@@ -37,7 +37,8 @@ def dino(tmp_path_factory):
   torch.manual_seed(1)
   model = reference.randomize(timm.create_model("vit_small_patch16_224", num_classes=0))
   directory = tmp_path_factory.mktemp("dino")
-  return model, directory, reference.save_checkpoints(model.state_dict(), directory, "dino", pth=False)
+  paths = reference.save_checkpoints(model.state_dict(), directory, "dino", pth=False)
+  return model, directory, paths
 
 
 def test_dino_at_another_size_matches_timm_resampling(dino):
