@@ -103,6 +103,7 @@ class _Grid(NamedTuple):
   num_blocks: int  # column blocks over all points
   flag_width: int  # flags stored per row block: splits * tiles_per_split blocks, up to 2^k
   exact_splits: int  # programs per exact_rows rows in the exact kernel
+  triangle: bool  # one shard: the screen computes only the upper triangle of tile pairs
   depth: int  # screen depth chunk
   padded_dim: int  # the dimension rounded up to a multiple of depth
 
@@ -118,18 +119,27 @@ def _grid(layout: BlockLayout, dim: int, config: KernelConfig) -> _Grid:
   exact_splits = max(1, min(config.exact_splits, config.target_programs // exact_programs))
   depth = min(config.screen_depth, pl.next_power_of_2(max(dim, 16)))
   return _Grid(row_tiles, col_tiles, splits, tiles_per_split, col_tiles * tile_blocks,
-               pl.next_power_of_2(splits * tiles_per_split * tile_blocks), exact_splits, depth,
-               depth * math.ceil(dim / depth))
+               pl.next_power_of_2(splits * tiles_per_split * tile_blocks), exact_splits,
+               layout.shards == 1, depth, depth * math.ceil(dim / depth))
 
 
-def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *,
+def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *col_counts_ref,
                    config: KernelConfig, grid: _Grid, threshold: float):
-  """One (row tile, column split): flags of its (row block, column block) pairs, same counts."""
+  """One (row tile, column split): flags of its (row block, column block) pairs, same counts.
+
+  With ``grid.triangle`` (one shard: rows and columns are the same points) only the tiles that
+  reach the upper triangle are computed, the others get zero flags; the caller ORs the flags
+  with their transpose. Same-label pairs are then counted once, on and above the diagonal: in
+  ``counts_ref`` for the row point and, strictly above it, in ``col_counts_ref`` for the column
+  point.
+  """
   rows, cols, block = config.screen_rows, config.screen_cols, config.block
   tile, split = pl.program_id(0), pl.program_id(1)
   local_row0 = tile * rows
   row0 = start_ref[0] + local_row0
   row_labels = labels_ref[pl.ds(row0, rows)]
+  row_index = row0 + jax.lax.broadcasted_iota(jnp.int32, (rows,), 0)
+  flag_rows = pl.ds(tile * (rows // block), rows // block)
 
   def column_tile(step, counts):
     col_tile = split * grid.tiles_per_split + step
@@ -156,12 +166,32 @@ def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *,
     # One axis per reduction (see the exact kernel).
     score = jnp.max(score.reshape(rows, cols // block, block), axis=2)
     score = jnp.max(score.reshape(rows // block, block, cols // block), axis=1)
-    flags = (score > threshold).astype(jnp.int32)
-    flags_ref[pl.ds(tile * (rows // block), rows // block),
-              pl.ds(col_tile * (cols // block), cols // block)] = flags
-    return counts + jnp.sum(same.astype(jnp.int32), axis=1)
+    flags_ref[flag_rows, pl.ds(col_tile * (cols // block), cols // block)] = (
+        score > threshold).astype(jnp.int32)
+    if not grid.triangle:
+      return counts + jnp.sum(same.astype(jnp.int32), axis=1)
+    col_index = col0 + jax.lax.broadcasted_iota(jnp.int32, (cols,), 0)
+    above = col_index[None, :] > row_index[:, None]
+    col_counts_ref[0][tile, pl.ds(col_tile * cols, cols)] = jnp.sum(
+        (same & above).astype(jnp.int32), axis=0)
+    on_or_above = above | (col_index[None, :] == row_index[:, None])
+    return counts + jnp.sum((same & on_or_above).astype(jnp.int32), axis=1)
 
-  counts = jax.lax.fori_loop(0, grid.tiles_per_split, column_tile, jnp.zeros((rows,), jnp.int32))
+  first_step = 0
+  if grid.triangle:
+    # Column tiles ending at or before this row tile's first row lie below the diagonal.
+    first_step = jnp.clip(row0 // cols - split * grid.tiles_per_split, 0, grid.tiles_per_split)
+
+    def below_diagonal(step, carry):
+      col_tile = split * grid.tiles_per_split + step
+      flags_ref[flag_rows, pl.ds(col_tile * (cols // block), cols // block)] = jnp.zeros(
+          (rows // block, cols // block), jnp.int32)
+      col_counts_ref[0][tile, pl.ds(col_tile * cols, cols)] = jnp.zeros((cols,), jnp.int32)
+      return carry
+
+    jax.lax.fori_loop(0, first_step, below_diagonal, 0)
+  counts = jax.lax.fori_loop(first_step, grid.tiles_per_split, column_tile,
+                             jnp.zeros((rows,), jnp.int32))
   counts_ref[split, pl.ds(local_row0, rows)] = counts
 
 
@@ -243,18 +273,27 @@ def _prepare(points, labels, row_start, layout, config):
 
 
 def _run_screen(points, labels, row_start, layout, field, config, grid, interpret):
-  """Flags (row blocks of the shard, flag_width) and same counts (splits, rows of the shard)."""
+  """Flags (row blocks of the shard, flag_width) int32 and same counts (rows of the shard,)."""
+  row_blocks = layout.rows_per_shard // config.block
+  out_shape = [jax.ShapeDtypeStruct((row_blocks, grid.flag_width), jnp.int32),
+               jax.ShapeDtypeStruct((grid.splits, layout.rows_per_shard), jnp.int32)]
+  if grid.triangle:
+    out_shape.append(jax.ShapeDtypeStruct(
+        (grid.row_tiles, grid.splits * grid.tiles_per_split * config.screen_cols), jnp.int32))
   kernel = functools.partial(_screen_kernel, config=config, grid=grid,
                              threshold=screen_threshold(field))
-  return pl.pallas_call(
-      kernel, grid=(grid.row_tiles, grid.splits),
-      out_shape=(jax.ShapeDtypeStruct((layout.rows_per_shard // config.block, grid.flag_width),
-                                      jnp.int32),
-                 jax.ShapeDtypeStruct((grid.splits, layout.rows_per_shard), jnp.int32)),
+  flags, counts, *col_counts = pl.pallas_call(
+      kernel, grid=(grid.row_tiles, grid.splits), out_shape=tuple(out_shape),
       compiler_params=pallas_triton.CompilerParams(num_warps=config.screen_warps,
                                                    num_stages=config.screen_stages),
       interpret=interpret, name="pfml_field_screen",
   )(row_start, points.astype(jnp.bfloat16), labels)
+  counts = jnp.sum(counts, axis=0)
+  if grid.triangle:  # one shard: the flags' square part is the whole map
+    square = flags[:, :grid.num_blocks]
+    flags = flags.at[:, :grid.num_blocks].set(square | square.T)
+    counts += jnp.sum(col_counts[0][:, :layout.rows_per_shard], axis=0)
+  return flags, counts
 
 
 def screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
@@ -276,7 +315,7 @@ def screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
   """
   grid, points, labels, row_start = _prepare(points, labels, row_start, layout, config)
   flags, counts = _run_screen(points, labels, row_start, layout, field, config, grid, interpret)
-  return flags[:, :grid.num_blocks] != 0, jnp.sum(counts, axis=0)
+  return flags[:, :grid.num_blocks] != 0, counts
 
 
 def pallas_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
@@ -305,6 +344,6 @@ def pallas_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray, row_start: 
   )(row_start, points, labels, flags)
   # Every valid different-label pair outside the flagged blocks adds delta_rep^-alpha.
   row_labels = jax.lax.dynamic_slice_in_dim(labels, row_start[0], layout.rows_per_shard)
-  far_pairs = jnp.where(row_labels >= 0, jnp.sum(labels >= 0) - jnp.sum(counts, axis=0), 0)
+  far_pairs = jnp.where(row_labels >= 0, jnp.sum(labels >= 0) - counts, 0)
   energy = field.far_repulsion * jnp.sum(far_pairs.astype(jnp.float32)) + jnp.sum(energies)
   return energy, jnp.sum(gradients[:, :, :dim], axis=0)

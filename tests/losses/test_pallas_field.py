@@ -26,39 +26,47 @@ SPLIT_TAIL = pallas_field.KernelConfig(screen_rows=16, screen_cols=16, screen_de
                                        target_programs=14)
 
 
-def padded_points(rng, num_valid, dim, layout, num_classes=6, spread=0.15):
-  """Unit points scattered around class centres, padded with label -1 to the layout."""
+def padded_points(rng, num_valid, dim, layout, num_classes=12, spread=0.15):
+  """Unit points around class centres, grouped by class like proxies, padded with label -1."""
   centres = rng.normal(size=(num_classes, dim))
+  centres[num_classes // 2] = centres[0]  # two classes in one place: repulsion within delta
   centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-  labels = rng.integers(0, num_classes, layout.padded_size)
+  labels = np.sort(rng.integers(0, num_classes, layout.padded_size))
   points = centres[labels] + spread * rng.normal(size=(layout.padded_size, dim)) / np.sqrt(dim)
   points /= np.linalg.norm(points, axis=1, keepdims=True)
   labels[num_valid:] = -1
   return points.astype(np.float32), labels.astype(np.int32)
 
 
-def force_blocks(points, labels, field, block):
+def force_blocks(points, labels, field, block, same_only=False):
   """(blocks, blocks) bool: blocks holding a pair that carries force, in float64."""
   x = points.astype(np.float64)
   distance = np.sqrt(np.maximum(np.sum((x[:, None] - x[None]) ** 2, axis=-1), 0.0))
   valid = (labels[:, None] >= 0) & (labels[None, :] >= 0) & ~np.eye(len(x), dtype=bool)
   same = labels[:, None] == labels[None, :]
-  force = valid & np.where(same, distance > field.delta_att, distance < field.delta_rep)
+  force = valid & np.where(same, distance > field.delta_att,
+                           ~same_only & (distance < field.delta_rep))
   blocks = len(x) // block
   return force.reshape(blocks, block, blocks, block).any(axis=(1, 3))
 
 
-@pytest.mark.parametrize("config", [SMALL, SPLIT_TAIL])
-def test_screen_flags_every_force_carrying_block(config):
+@pytest.mark.parametrize("config, shards", [(SMALL, 1), (SPLIT_TAIL, 1), (SPLIT_TAIL, 2)])
+def test_screen_flags_every_force_carrying_block(config, shards):
+  """One shard computes the upper triangle of tiles; several shards each their row range."""
   field = FieldParams(3.0, 0.2, 0.25)
-  layout = pallas_field.kernel_layout(100, 1, config)
-  rng = np.random.default_rng(config.screen_rows)
+  layout = pallas_field.kernel_layout(100, shards, config)
+  rng = np.random.default_rng(config.screen_rows + shards)
   points, labels = padded_points(rng, 100, 24, layout)
-  activity, same_counts = jax.jit(lambda p, l: pallas_field.screen(
-      p, l, jnp.int32(0), layout, field, config=config, interpret=True))(points, labels)
-  activity = np.asarray(activity)
+  screen = jax.jit(lambda p, l, start: pallas_field.screen(p, l, start, layout, field,
+                                                             config=config, interpret=True))
+  parts = [screen(points, labels, jnp.int32(shard * layout.rows_per_shard))
+           for shard in range(shards)]
+  activity = np.concatenate([np.asarray(part[0]) for part in parts])
+  same_counts = np.concatenate([np.asarray(part[1]) for part in parts])
   truth = force_blocks(points, labels, field, config.block)
   assert truth.any() and not truth.all()
+  assert np.any(truth & ~force_blocks(points, labels, field, config.block, same_only=True)), (
+      "the data should have blocks flagged by distance alone")
   assert np.all(activity[truth]), "a force-carrying block was not flagged"
   # Every flag is justified: a same-label pair, or a pair at most a bf16 rounding above the
   # threshold (so the kernel neither misses nor flags blocks wholesale).
