@@ -83,8 +83,8 @@ def _unwrap(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
-  """The tensors of a checkpoint file as NumPy arrays, by (unwrapped) key."""
-  path = Path(path)
+  """The tensors of a checkpoint file as NumPy arrays (floats as float32), by unwrapped key."""
+  path = Path(path).expanduser()
   if not path.is_file():
     raise FileNotFoundError(
         f"Pretrained weights {path} not found. Export them once on a machine with internet and "
@@ -93,11 +93,16 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
   if path.suffix == ".safetensors":
     from safetensors import safe_open  # the flax reader also handles bfloat16
     with safe_open(str(path), framework="flax") as f:
-      return _unwrap({key: np.asarray(f.get_tensor(key)) for key in f.keys()})
+      return _unwrap({key: _float32(np.asarray(f.get_tensor(key))) for key in f.keys()})
   if path.suffix in TORCH_SUFFIXES:
     return _read_torch(path)
   raise ValueError(f"Cannot read {path}: expected a .safetensors file, or a PyTorch checkpoint "
                    f"({', '.join(TORCH_SUFFIXES)}).")
+
+
+def _float32(array: np.ndarray) -> np.ndarray:
+  is_float = array.dtype.kind == "f" or array.dtype.name == "bfloat16"
+  return array.astype(np.float32) if is_float else array
 
 
 def _read_torch(path: Path) -> dict[str, np.ndarray]:
@@ -212,7 +217,7 @@ def load_pretrained(variables: Mapping[str, Any], path: str | Path, backbone: st
             f"({layout.description} layout):\n")
   if problems and strict:
     raise ValueError(header + "\n".join(problems) + "\nCheck that the file holds weights of "
-                     f"this architecture; to load only the matching tensors, pass strict=False.")
+                     "this architecture; to load only the matching tensors, pass strict=False.")
   if problems:
     logger.warning(header + "\n".join(problems) + "\nstrict=False: these were skipped; the "
                    "model's own values are kept.")
