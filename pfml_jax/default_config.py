@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pretrained = ""  # .safetensors/.pth of the backbone; "" = random init
   config.model.pretrained_strict = True  # fail on missing/unexpected/mismatched keys
   config.model.embedding_dim = 512  # [paper: 512 for R50/BN-Inception, 384 for ViT-S]
-  config.model.pooling = "avg"  # avg | max | avg+max (CNNs), token (ViTs) [paper: GAP]
+  config.model.pooling = ""  # "" = the backbone's default; avg | max | avg+max (CNNs), token (ViTs)
   config.model.frozen_bn = True  # [paper/PA: BN frozen on CUB and Cars, not on SOP]
   config.model.dtype = "bfloat16"  # backbone compute; params, proxies and loss stay float32
 

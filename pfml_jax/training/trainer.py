@@ -94,7 +94,7 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
   train, val, test = read_splits(config)
   spec = BACKBONES[config.model.backbone]
   model = make_embedding_model(config.model.backbone, config.model.embedding_dim or None,
-                               config.model.pooling, frozen_bn=config.model.frozen_bn,
+                               config.model.pooling or None, frozen_bn=config.model.frozen_bn,
                                dtype=jnp.dtype(config.model.dtype))
   embedding_dim = config.model.embedding_dim or spec.feature_dim
   loss = make_loss(config.loss.name, **_loss_arguments(config))

@@ -1,0 +1,222 @@
+"""Whole runs on CPU: train -> checkpoint -> resume -> eval, meshes, processes, preemption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from pfml_jax import default_config
+from pfml_jax.training import trainer
+from pfml_jax.training.checkpointing import Checkpoints, abstract_like
+
+REPO = Path(__file__).resolve().parents[2]
+NUM_CLASSES, PER_CLASS = 12, 6
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+  """12 classes x 6 small JPEGs, each class a colour with noise (learnable, tiny)."""
+  root = tmp_path_factory.mktemp("images")
+  rng = np.random.default_rng(0)
+  for c in range(NUM_CLASSES):
+    (root / f"class_{c:02d}").mkdir()
+    base = rng.integers(0, 256, 3)
+    for i in range(PER_CLASS):
+      pixels = np.clip(base + rng.normal(0, 40, (40, 48, 3)), 0, 255).astype(np.uint8)
+      Image.fromarray(pixels).save(root / f"class_{c:02d}" / f"{i}.jpg")
+  return root
+
+
+def tiny_config(root, **overrides):
+  config = default_config.get_config()
+  config.data.name = "image_folder"
+  config.data.root = str(root)
+  config.data.val_classes = 2  # train: 4 classes, val: 2, test: 6
+  config.data.classes_per_batch = 4
+  config.data.images_per_class = 2
+  config.data.workers = 0
+  config.model.backbone = "vit_tiny"
+  config.model.embedding_dim = 16
+  config.model.dtype = "float32"
+  config.model.frozen_bn = False
+  config.loss.proxies_per_class = 2
+  config.optim.learning_rate = 1e-3
+  # A large Adam epsilon: parameters whose gradient is pure rounding noise (e.g. the key bias
+  # of attention, which softmax ignores) would otherwise move by +-lr on the noise's sign and
+  # make runs on different device counts incomparable.
+  config.optim.eps = 1e-3
+  config.optim.warmup_epochs = 1
+  config.steps = 6
+  config.eval.every_epochs = 1  # 3 steps per epoch: validation at steps 3 and 6
+  config.eval.batch_size = 16
+  config.eval.backend = "jax"
+  config.checkpoint.every_steps = 2
+  config.log_every_steps = 2
+  config.mesh.data = 1
+  for key, value in overrides.items():
+    section, _, field = key.rpartition(".")
+    (config[section] if section else config)[field] = value
+  return config
+
+
+def final_params(config, workdir, step=None):
+  """The trainable parameters of checkpoint ``step`` (latest by default), on the host."""
+  exp = trainer.build(config)
+  checkpoints = Checkpoints(workdir, keep=5, selection_metric="recall@1", read_only=True)
+  state, _ = checkpoints.restore(step or checkpoints.latest_step(),
+                                 abstract_like(exp.abstract_state, exp.state_shardings))
+  return jax.device_get(state.trainable)
+
+
+def assert_trees_close(a, b, tol=1e-5):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
+
+
+def test_train_checkpoint_resume_and_eval(image_folder, tmp_path):
+  config = tiny_config(image_folder, steps=4)
+  result = trainer.train_and_evaluate(config, str(tmp_path))
+  assert set(result) == {"step", "val", "test"}
+  assert 0.0 <= result["test"]["recall@1"] <= 1.0
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines if "loss" in l] == [2, 4]
+  info = json.loads((tmp_path / "run_info.json").read_text())
+  assert info["config"]["steps"] == 4 and "jax" in info["packages"]
+  assert (tmp_path / "tensorboard").is_dir()
+
+  # Resume to 6 steps: continues from the step-4 checkpoint, not from scratch.
+  resumed = trainer.train_and_evaluate(tiny_config(image_folder, steps=6), str(tmp_path))
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines if "loss" in l] == [2, 4, 6]
+  checkpoints = Checkpoints(tmp_path, keep=3, selection_metric="recall@1", read_only=True)
+  assert checkpoints.latest_step() == 6
+
+  # Eval mode restores a checkpoint and reproduces the training run's test metrics.
+  evaluated = trainer.evaluate_checkpoint(tiny_config(image_folder), str(tmp_path),
+                                          str(resumed["step"]))
+  assert evaluated["test"] == pytest.approx(resumed["test"])
+  assert json.loads((tmp_path / "eval" / f"step_{resumed['step']}.json").read_text())
+
+
+def test_resumed_run_matches_uninterrupted(image_folder, tmp_path):
+  straight = tmp_path / "straight"
+  trainer.train_and_evaluate(tiny_config(image_folder), str(straight))
+  split = tmp_path / "split"
+  trainer.train_and_evaluate(tiny_config(image_folder, steps=3), str(split))
+  trainer.train_and_evaluate(tiny_config(image_folder), str(split))
+  config = tiny_config(image_folder)
+  assert_trees_close(final_params(config, straight, 6), final_params(config, split, 6))
+
+
+def test_eight_devices_equal_one_and_restore_onto_another_mesh(image_folder, tmp_path):
+  assert jax.device_count() == 8
+  one, eight = tmp_path / "one", tmp_path / "eight"
+  trainer.train_and_evaluate(tiny_config(image_folder), str(one))
+  trainer.train_and_evaluate(tiny_config(image_folder, **{"mesh.data": 8,
+                                                          "mesh.shard_proxies": True}),
+                             str(eight))
+  # Checkpoints written on 8 devices restore onto a 2-device mesh (and vice versa).
+  two = tiny_config(image_folder, **{"mesh.data": 2})
+  assert_trees_close(final_params(two, one), final_params(two, eight), tol=1e-4)
+  evaluated = trainer.evaluate_checkpoint(two, str(eight), "latest")
+  assert evaluated["step"] == 6
+
+
+def test_grain_input_mode_trains(image_folder, tmp_path):
+  result = trainer.train_and_evaluate(
+      tiny_config(image_folder, steps=2, **{"data.input_mode": "grain", "data.val_classes": 0}),
+      str(tmp_path))
+  assert result["val"] is None and result["step"] == 2
+
+
+def test_non_finite_loss_stops_and_keeps_good_checkpoints(image_folder, tmp_path):
+  config = tiny_config(image_folder, steps=6, **{"optim.learning_rate": 1e38,
+                                                 "optim.warmup_epochs": 0})
+  with pytest.raises(trainer.NonFiniteLossError, match="not finite"):
+    trainer.train_and_evaluate(config, str(tmp_path))
+
+
+def test_bad_config_value_is_named(image_folder, tmp_path):
+  with pytest.raises(ValueError, match="data.label_noise"):
+    trainer.train_and_evaluate(tiny_config(image_folder, **{"data.label_noise": 1.5}),
+                               str(tmp_path))
+
+
+def main_command(config_path, workdir, *flags):
+  return [sys.executable, "-m", "pfml_jax.main", f"--config={config_path}",
+          f"--workdir={workdir}", *flags]
+
+
+def subprocess_env(devices):
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} "
+                       "--xla_backend_optimization_level=0")
+  env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+  return env
+
+
+@pytest.fixture(scope="module")
+def config_file(image_folder, tmp_path_factory):
+  """The tiny config as a config file the command line can load."""
+  path = tmp_path_factory.mktemp("configs") / "tiny.py"
+  path.write_text(
+      "from tests.training.test_trainer import tiny_config\n\n\n"
+      f"def get_config():\n  return tiny_config({str(image_folder)!r})\n")
+  return path
+
+
+def test_command_line_overrides_and_sigterm_resume(config_file, tmp_path, image_folder):
+  """main.py with --config overrides; SIGTERM mid-run saves; rerunning ends where an
+  uninterrupted run (same command, same environment) ends."""
+  def command(workdir):
+    return main_command(config_file, workdir, "--config.steps=12", "--config.log_every_steps=1")
+
+  workdir = tmp_path / "preempted"
+  process = subprocess.Popen(command(workdir), env=subprocess_env(1), cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  metrics = workdir / "metrics.jsonl"
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+      process.send_signal(signal.SIGTERM)
+      break
+    time.sleep(0.1)
+  output = process.communicate(timeout=300)[0]
+  assert process.returncode == 0, output
+  stopped = Checkpoints(workdir, keep=3, selection_metric="recall@1", read_only=True)
+  assert 2 <= stopped.latest_step() < 12, output
+  for run in (workdir, tmp_path / "straight"):
+    finished = subprocess.run(command(run), env=subprocess_env(1), cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+  info = json.loads((workdir / "run_info.json").read_text())
+  assert info["config"]["steps"] == 12  # the override reached the run
+  config = tiny_config(image_folder, steps=12)
+  assert_trees_close(final_params(config, workdir, 12),
+                     final_params(config, tmp_path / "straight", 12), tol=1e-6)
+
+
+def test_two_processes_match_one(config_file, tmp_path, image_folder):
+  workdir = tmp_path / "two"
+  launched = subprocess.run(
+      ["bash", str(REPO / "launch" / "local.sh"), "2", f"--config={config_file}",
+       f"--workdir={workdir}", "--config.mesh.data=2"],
+      env=dict(subprocess_env(1), PYTHON=sys.executable), cwd=REPO, capture_output=True,
+      text=True, timeout=900)
+  logs = "".join(p.read_text() for p in sorted((workdir / "logs").glob("*.log")))
+  assert launched.returncode == 0, logs[-4000:]
+  single = tmp_path / "single"
+  finished = subprocess.run(
+      main_command(config_file, single, "--config.mesh.data=2"), env=subprocess_env(2),
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert finished.returncode == 0, finished.stderr[-3000:]
+  config = tiny_config(image_folder, **{"mesh.data": 2})
+  assert_trees_close(final_params(config, workdir, 6), final_params(config, single, 6), tol=1e-4)
