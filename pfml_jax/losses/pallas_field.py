@@ -6,24 +6,27 @@ exactly, count the rest), without XLA's P x P intermediates or its nonzero/gathe
 1. Screen kernel, grid (row tiles of the shard, column splits). Each program computes bfloat16
    Gram tiles (float32 accumulation) of its rows against its share of the columns in registers,
    compares them with ``potentials.screen_threshold`` and writes one int32 flag per
-   (row block, column block) and its rows' same-label counts. The P x P matrix is never written.
-2. Exact kernel, grid (row blocks of the shard, exact splits). Each program holds its row
-   block (block x D float32) and that block's gradient in registers and walks its share of the
-   flagged column blocks (the k-th flagged block of a row block goes to split k mod splits, so
-   the busy row blocks, e.g. the batch against its classes' proxies, are shared out evenly).
-   For one column point at a time it forms the explicit float32 differences (never 2 - 2cos),
-   their squared norms, the pair potentials and weights, and adds weight * difference to the
-   gradient; it writes the gradient once (one partial per split, summed afterwards) and its
-   share of the energy. No atomics, no intermediate of more than O(rows * D).
+   (row block, column block) and its rows' same-label counts. The P x P matrix is never
+   written. On one shard (rows = columns) only the tiles reaching the upper triangle get a
+   product, and the flags are ORed with their transpose: half the work.
+2. Exact kernel, grid (row groups of ``exact_rows``, exact splits). Each program holds its rows
+   and their gradient in registers and walks its share of the flagged column blocks of its
+   block (the k-th flagged block goes to split k mod splits, so busy rows, e.g. the batch
+   against its classes' proxies, are shared out evenly). For one column point at a time it
+   forms the explicit float32 differences (never 2 - 2cos), their squared norms, the pair
+   terms, and adds weight * difference to the gradient; it writes the gradient once (one
+   partial per split, summed afterwards) and its share of the energy. No atomics, no
+   intermediate larger than O(rows * D).
 
 Every pair outside the flagged blocks is a different-label pair beyond delta_rep and adds the
 constant delta_rep^-alpha: counted from the same-label counts, as in the XLA path. Collapsed
 inputs flag every block and stay exact, only slower.
 
 Triton needs power-of-two shapes for every array inside a kernel: tiles and blocks are powers
-of two, the points are padded to whole tiles (label -1) and the dimension to a multiple of the
-screen's depth chunk (zero columns change no distance). ``interpret=True`` runs both kernels in
-Pallas' interpreter on any backend (the tests use it on CPU).
+of two, the points are padded to whole tiles (label -1), the dimension to a multiple of the
+screen's depth chunk (zero columns change no distance) and cut into power-of-two pieces in the
+exact kernel. ``interpret=True`` runs both kernels in Pallas' interpreter on any backend (the
+tests use it on CPU).
 """
 
 import functools
@@ -36,19 +39,20 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as pallas_triton
 
 from pfml_jax.losses.block_sparse_field import BlockLayout
-from pfml_jax.losses.potentials import (FieldParams, clamped_distance, pair_potential,
-                                        pair_weight, screen_threshold)
+from pfml_jax.losses.potentials import (MIN_SQUARED_DISTANCE, FieldParams, clamped_distance,
+                                        screen_threshold)
 
 
 class KernelConfig(NamedTuple):
   """Static tiling and launch parameters of the two kernels (sizes are powers of two).
 
-  The screen's tiles (128 x 64, depth chunks of 64) are large enough for efficient
-  tensor-core products, and each is reduced to one flag per ``block`` x ``block`` sub-block
-  inside the kernel, so the exact work follows 32-point blocks. An exact program takes
-  ``exact_rows`` rows of a block and keeps about 4 * exact_rows * D float32 values in registers
-  (rows, their gradient, the differences to one column point and that point): 64 per thread
-  with 16 rows and 16 warps at D = 512, no spilling.
+  The screen's tiles (128 x 64, depth chunks of 64; 8 warps hold the float32 accumulator at
+  32 registers per thread) are large enough for efficient tensor-core products, and each is
+  reduced to one flag per ``block`` x ``block`` sub-block inside the kernel, so the exact work
+  follows 32-point blocks. An exact program takes ``exact_rows`` rows of a block and keeps
+  them, their gradient and their differences to one column point in registers, in pieces of
+  128 columns: with 16 rows and 16 warps each warp holds one row (16 values per thread and
+  array at D = 512, about 64 registers), so a row's sums never leave its warp.
   """
 
   screen_rows: int = 128
@@ -123,29 +127,33 @@ def _grid(layout: BlockLayout, dim: int, config: KernelConfig) -> _Grid:
                layout.shards == 1, depth, depth * math.ceil(dim / depth))
 
 
-def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *col_counts_ref,
+def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *,
                    config: KernelConfig, grid: _Grid, threshold: float):
   """One (row tile, column split): flags of its (row block, column block) pairs, same counts.
 
-  With ``grid.triangle`` (one shard: rows and columns are the same points) only the tiles that
-  reach the upper triangle are computed, the others get zero flags; the caller ORs the flags
-  with their transpose. Same-label pairs are then counted once, on and above the diagonal: in
-  ``counts_ref`` for the row point and, strictly above it, in ``col_counts_ref`` for the column
-  point.
+  With ``grid.triangle`` (one shard: rows and columns are the same points) the column tiles
+  that lie wholly below the diagonal get zero flags and only their same-label counts (labels
+  alone, no product); the caller ORs the flags with their transpose.
   """
   rows, cols, block = config.screen_rows, config.screen_cols, config.block
   tile, split = pl.program_id(0), pl.program_id(1)
   local_row0 = tile * rows
   row0 = start_ref[0] + local_row0
   row_labels = labels_ref[pl.ds(row0, rows)]
-  row_index = row0 + jax.lax.broadcasted_iota(jnp.int32, (rows,), 0)
   flag_rows = pl.ds(tile * (rows // block), rows // block)
+
+  def same_labels(col_tile):
+    """(rows, cols) valid same-label pairs, the column tile's first column, validity."""
+    # The last split may reach past the last tile: it revisits that tile and counts nothing.
+    live = col_tile < grid.col_tiles
+    col0 = jnp.minimum(col_tile, grid.col_tiles - 1) * cols
+    col_labels = labels_ref[pl.ds(col0, cols)]
+    valid = (row_labels[:, None] >= 0) & (col_labels[None, :] >= 0) & live
+    return valid & (row_labels[:, None] == col_labels[None, :]), col0, valid
 
   def column_tile(step, counts):
     col_tile = split * grid.tiles_per_split + step
-    # The last split may reach past the last tile: it recomputes that tile and flags nothing.
-    live = col_tile < grid.col_tiles
-    col0 = jnp.minimum(col_tile, grid.col_tiles - 1) * cols
+    same, col0, valid = same_labels(col_tile)
 
     def depth_chunk(chunk, gram):
       depth = pl.ds(chunk * grid.depth, grid.depth)
@@ -155,9 +163,6 @@ def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *co
 
     gram = jax.lax.fori_loop(0, grid.padded_dim // grid.depth, depth_chunk,
                              jnp.zeros((rows, cols), jnp.float32))
-    col_labels = labels_ref[pl.ds(col0, cols)]
-    valid = (row_labels[:, None] >= 0) & (col_labels[None, :] >= 0) & live
-    same = valid & (row_labels[:, None] == col_labels[None, :])
     # The threshold's margin bounds the error of a bf16-rounded bf16 product; the float32
     # accumulator compared here is closer to the exact cosine, so the same margin is safe.
     # A block may carry force if it holds a same-label pair or a valid pair above threshold:
@@ -168,31 +173,49 @@ def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *co
     score = jnp.max(score.reshape(rows // block, block, cols // block), axis=1)
     flags_ref[flag_rows, pl.ds(col_tile * (cols // block), cols // block)] = (
         score > threshold).astype(jnp.int32)
-    if not grid.triangle:
-      return counts + jnp.sum(same.astype(jnp.int32), axis=1)
-    col_index = col0 + jax.lax.broadcasted_iota(jnp.int32, (cols,), 0)
-    above = col_index[None, :] > row_index[:, None]
-    col_counts_ref[0][tile, pl.ds(col_tile * cols, cols)] = jnp.sum(
-        (same & above).astype(jnp.int32), axis=0)
-    on_or_above = above | (col_index[None, :] == row_index[:, None])
-    return counts + jnp.sum((same & on_or_above).astype(jnp.int32), axis=1)
+    return counts + jnp.sum(same.astype(jnp.int32), axis=1)
 
+  def below_diagonal(step, counts):
+    col_tile = split * grid.tiles_per_split + step
+    flags_ref[flag_rows, pl.ds(col_tile * (cols // block), cols // block)] = jnp.zeros(
+        (rows // block, cols // block), jnp.int32)
+    return counts + jnp.sum(same_labels(col_tile)[0].astype(jnp.int32), axis=1)
+
+  counts = jnp.zeros((rows,), jnp.int32)
   first_step = 0
   if grid.triangle:
     # Column tiles ending at or before this row tile's first row lie below the diagonal.
     first_step = jnp.clip(row0 // cols - split * grid.tiles_per_split, 0, grid.tiles_per_split)
-
-    def below_diagonal(step, carry):
-      col_tile = split * grid.tiles_per_split + step
-      flags_ref[flag_rows, pl.ds(col_tile * (cols // block), cols // block)] = jnp.zeros(
-          (rows // block, cols // block), jnp.int32)
-      col_counts_ref[0][tile, pl.ds(col_tile * cols, cols)] = jnp.zeros((cols,), jnp.int32)
-      return carry
-
-    jax.lax.fori_loop(0, first_step, below_diagonal, 0)
-  counts = jax.lax.fori_loop(first_step, grid.tiles_per_split, column_tile,
-                             jnp.zeros((rows,), jnp.int32))
+    counts = jax.lax.fori_loop(0, first_step, below_diagonal, counts)
+  counts = jax.lax.fori_loop(first_step, grid.tiles_per_split, column_tile, counts)
   counts_ref[split, pl.ds(local_row0, rows)] = counts
+
+
+def _power(x: jnp.ndarray, exponent: float) -> jnp.ndarray:
+  """x ** exponent; repeated products for integral exponents (the paper's alpha = 3)."""
+  if float(exponent).is_integer():
+    return jax.lax.integer_pow(x, int(exponent))
+  return jnp.power(x, exponent)
+
+
+def _pair_terms(squared: jnp.ndarray, same: jnp.ndarray,
+                field: FieldParams) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """(psi minus the far-repulsion constant counted for every pair, psi'(d) / d) per pair.
+
+  ``potentials.pair_potential`` and ``pair_weight`` (the tests hold them equal), written with a
+  single power of d per pair: the exact kernel's inner loop would otherwise spend most of its
+  time in three general powers per pair.
+  """
+  d = clamped_distance(squared)
+  inverse_power = _power(d, -field.alpha)  # d^-alpha
+  attraction = jnp.where(d > field.delta_att, -inverse_power,
+                         -float(field.delta_att) ** -field.alpha)
+  repulsion = jnp.where(d < field.delta_rep, inverse_power - field.far_repulsion, 0.0)
+  magnitude = field.alpha * inverse_power / (d * d)  # alpha * d^(-alpha - 2)
+  weight = jnp.where(same, jnp.where(d > field.delta_att, magnitude, 0.0),
+                     jnp.where(d < field.delta_rep, -magnitude, 0.0))
+  return (jnp.where(same, attraction, repulsion),
+          jnp.where(squared > MIN_SQUARED_DISTANCE, weight, 0.0))
 
 
 def _exact_kernel(start_ref, points_ref, labels_ref, flags_ref, energy_ref, gradient_ref, *,
@@ -202,8 +225,9 @@ def _exact_kernel(start_ref, points_ref, labels_ref, flags_ref, energy_ref, grad
   row_group, split = pl.program_id(0), pl.program_id(1)
   local_row0 = row_group * num_rows
   row0 = start_ref[0] + local_row0
-  # The dimension in power-of-two pieces (384 = 256 + 128): Triton arrays must be 2^k long.
-  pieces = [pl.ds(start, width) for start, width in _power_of_two_pieces(grid.padded_dim)]
+  # The dimension in pieces of at most 128 columns, each a power of two (Triton's rule); a
+  # (rows, 128) piece puts one row per warp, so a row's sums stay within its warp.
+  pieces = [pl.ds(start, width) for start, width in _pieces(grid.padded_dim, 128)]
   rows = [points_ref[pl.ds(row0, num_rows), piece] for piece in pieces]
   row_labels = labels_ref[pl.ds(row0, num_rows)]
   row_index = row0 + jax.lax.broadcasted_iota(jnp.int32, (num_rows,), 0)
@@ -215,19 +239,18 @@ def _exact_kernel(start_ref, points_ref, labels_ref, flags_ref, energy_ref, grad
   end = grid.flag_width
 
   def column_point(col, carry):
-    """Adds the pairs (row block, point col) to the energy and gradient."""
+    """Adds the pairs (rows, point col) to the energy and gradient."""
     energy, gradient = carry
     # The column point, loaded once per row (an L1 broadcast) so that it arrives in the rows'
     # register layout (a (1, D) load makes Triton lay out the whole loop across warps).
     broadcast = jnp.full((num_rows,), col)
     differences = [row - points_ref[broadcast, piece] for row, piece in zip(rows, pieces)]
-    squared = sum(jnp.sum(difference * difference, axis=1) for difference in differences)
+    squared = _row_sums([difference * difference for difference in differences])
     col_label = labels_ref[col]
     counted = (row_labels >= 0) & (col_label >= 0) & (row_index != col)
-    same = row_labels == col_label
-    excess = (pair_potential(clamped_distance(squared), same, field) -
-              jnp.where(same, 0.0, field.far_repulsion))
-    weight = jnp.where(counted, pair_weight(squared, same, field), 0.0)
+    excess, weight = _pair_terms(squared, row_labels == col_label, field)
+    # U sums ordered pairs: each unordered pair appears twice with the same psi.
+    weight = jnp.where(counted, 2.0 * weight, 0.0)
     return (energy + jnp.where(counted, excess, 0.0),
             [force + weight[:, None] * difference
              for force, difference in zip(gradient, differences)])
@@ -245,14 +268,23 @@ def _exact_kernel(start_ref, points_ref, labels_ref, flags_ref, energy_ref, grad
       (first, jnp.zeros((num_rows,), jnp.float32), [jnp.zeros_like(row) for row in rows]))
   energy_ref[row_group, split] = jnp.sum(energy)
   for force, piece in zip(gradient, pieces):
-    # U sums ordered pairs: each unordered pair appears twice with the same psi.
-    gradient_ref[split, pl.ds(local_row0, num_rows), piece] = 2.0 * force
+    gradient_ref[split, pl.ds(local_row0, num_rows), piece] = force
 
 
-def _power_of_two_pieces(size: int) -> list[tuple[int, int]]:
-  """(start, width) of the binary digits of size, widest first: 384 -> (0, 256), (256, 128)."""
-  widths = [1 << bit for bit in reversed(range(size.bit_length())) if size >> bit & 1]
+def _pieces(size: int, widest: int) -> list[tuple[int, int]]:
+  """(start, width) covering size with powers of two <= widest: 416, 128 -> 3 x 128, 1 x 32."""
+  widths = [widest] * (size // widest)
+  rest = size % widest
+  widths += [1 << bit for bit in reversed(range(rest.bit_length())) if rest >> bit & 1]
   return [(sum(widths[:index]), width) for index, width in enumerate(widths)]
+
+
+def _row_sums(pieces: list[jnp.ndarray]) -> jnp.ndarray:
+  """Sum over columns of side-by-side pieces: same-width pieces are added before reducing."""
+  by_width = {}
+  for piece in pieces:
+    by_width[piece.shape] = by_width[piece.shape] + piece if piece.shape in by_width else piece
+  return sum(jnp.sum(total, axis=1) for total in by_width.values())
 
 
 def _check_layout(layout: BlockLayout, config: KernelConfig) -> None:
@@ -274,26 +306,21 @@ def _prepare(points, labels, row_start, layout, config):
 
 def _run_screen(points, labels, row_start, layout, field, config, grid, interpret):
   """Flags (row blocks of the shard, flag_width) int32 and same counts (rows of the shard,)."""
-  row_blocks = layout.rows_per_shard // config.block
-  out_shape = [jax.ShapeDtypeStruct((row_blocks, grid.flag_width), jnp.int32),
-               jax.ShapeDtypeStruct((grid.splits, layout.rows_per_shard), jnp.int32)]
-  if grid.triangle:
-    out_shape.append(jax.ShapeDtypeStruct(
-        (grid.row_tiles, grid.splits * grid.tiles_per_split * config.screen_cols), jnp.int32))
   kernel = functools.partial(_screen_kernel, config=config, grid=grid,
                              threshold=screen_threshold(field))
-  flags, counts, *col_counts = pl.pallas_call(
-      kernel, grid=(grid.row_tiles, grid.splits), out_shape=tuple(out_shape),
+  flags, counts = pl.pallas_call(
+      kernel, grid=(grid.row_tiles, grid.splits),
+      out_shape=(jax.ShapeDtypeStruct((layout.rows_per_shard // config.block, grid.flag_width),
+                                      jnp.int32),
+                 jax.ShapeDtypeStruct((grid.splits, layout.rows_per_shard), jnp.int32)),
       compiler_params=pallas_triton.CompilerParams(num_warps=config.screen_warps,
                                                    num_stages=config.screen_stages),
       interpret=interpret, name="pfml_field_screen",
   )(row_start, points.astype(jnp.bfloat16), labels)
-  counts = jnp.sum(counts, axis=0)
   if grid.triangle:  # one shard: the flags' square part is the whole map
     square = flags[:, :grid.num_blocks]
     flags = flags.at[:, :grid.num_blocks].set(square | square.T)
-    counts += jnp.sum(col_counts[0][:, :layout.rows_per_shard], axis=0)
-  return flags, counts
+  return flags, jnp.sum(counts, axis=0)
 
 
 def screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from pfml_jax.losses import pallas_field, potential_energy
-from pfml_jax.losses.potentials import FieldParams, screen_threshold
+from pfml_jax.losses.potentials import (FieldParams, clamped_distance, pair_potential,
+                                        pair_weight, screen_threshold)
 from tests.losses import field_reference
 from tests.losses.test_potential_energy import assert_matches_reference, clustered_points
 
@@ -79,6 +80,21 @@ def test_screen_flags_every_force_carrying_block(config, shards):
   assert np.all(justified[activity])
   want_counts = np.where(labels >= 0, np.sum(valid & (labels[:, None] == labels[None, :]), 1), 0)
   np.testing.assert_array_equal(same_counts, want_counts)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.5, 3.0, 6.0])
+def test_kernel_pair_terms_equal_the_potentials(alpha):
+  """The kernel's one-power pair terms are potentials.pair_potential and pair_weight."""
+  field = FieldParams(alpha, 0.25, 0.15)
+  distance = np.concatenate([[0.0, 5e-5, 1e-4, 0.01, 0.15, 0.25, 2.0],
+                             np.linspace(0.02, 1.9, 50)]).astype(np.float32)
+  squared = jnp.asarray(np.concatenate([distance, distance]) ** 2)
+  same = jnp.asarray(np.repeat([True, False], len(distance)))
+  excess, weight = pallas_field._pair_terms(squared, same, field)
+  want_excess = (pair_potential(clamped_distance(squared), same, field) -
+                 jnp.where(same, 0.0, field.far_repulsion))
+  np.testing.assert_allclose(excess, want_excess, rtol=2e-6, atol=1e-6 * field.far_repulsion)
+  np.testing.assert_allclose(weight, pair_weight(squared, same, field), rtol=2e-6)
 
 
 def test_split_tail_recomputes_a_tile():
