@@ -87,11 +87,15 @@ def read_splits(config: ml_collections.ConfigDict):
   return train, val, read("test")
 
 
-def build(config: ml_collections.ConfigDict) -> Experiment:
-  """Mesh, splits, model, loss, optimizer and the sharded shapes of the train state."""
+def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
+  """Mesh, splits, model, loss, optimizer and the sharded shapes of the train state.
+
+  ``splits`` = (train, val or None, test) replaces reading them from ``config.data``
+  (benchmarks use synthetic splits).
+  """
   config_validation.validate(config)
   mesh = make_mesh(config.mesh)
-  train, val, test = read_splits(config)
+  train, val, test = splits or read_splits(config)
   spec = BACKBONES[config.model.backbone]
   model = make_embedding_model(config.model.backbone, config.model.embedding_dim or None,
                                config.model.pooling or None, frozen_bn=config.model.frozen_bn,
@@ -225,6 +229,45 @@ class _Preemption:
     signal.signal(signal.SIGTERM, self._previous)
 
 
+def make_train_input(exp: Experiment, start_step: int):
+  """This process's training batches from ``start_step`` on (see data.make_train_input)."""
+  config = exp.config
+  return data_lib.make_train_input(
+      exp.train, batch_size=batch_size_of(config),
+      classes_per_batch=config.data.classes_per_batch, image_size=exp.image_size,
+      scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
+      interpolation=BACKBONES[config.model.backbone].interpolation,
+      mode=config.data.input_mode, seed=config.seed, start_step=start_step,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      workers=config.data.workers, mesh=exp.mesh)
+
+
+def compile_train_step(exp: Experiment, train_input):
+  """The jitted, donated step ``(state, device_data, batch, rng) -> (state, metrics)``.
+
+  In the cached input mode the image cache lives on device (``device_data``) and the crops
+  run inside the step; in the grain mode the batch carries decoded crops.
+  """
+  config = exp.config
+  loss_options = ({"mesh": exp.mesh} if config.loss.name == "pfml" and
+                  config.mesh.shard_proxies and exp.mesh.size > 1 else {})
+  step_fn = make_train_step(exp.model, exp.loss, exp.optimizer, exp.proxy_labels,
+                            exp.schedules, loss_options)
+
+  def input_and_step(state, device_data, batch, rng):
+    images = train_input.device_images(device_data, batch)
+    return step_fn(state, {"images": images, "labels": batch["labels"]}, rng)
+
+  device_data = train_input.device_data()
+  replicated = jax.NamedSharding(exp.mesh, P())
+  train_step = jax.jit(
+      input_and_step, donate_argnums=(0,),
+      in_shardings=(exp.state_shardings, jax.tree.map(lambda x: x.sharding, device_data),
+                    jax.NamedSharding(exp.mesh, P("data")), replicated),
+      out_shardings=(exp.state_shardings, replicated))
+  return train_step, device_data
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates on test.
 
@@ -255,38 +298,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       state = _with_pretrained(exp, state)
   start_step = int(jax.device_get(state.step))
 
-  # Input and step: in the cached mode the image cache lives on device and the crops run
-  # inside the jitted step; in the grain mode the batch carries decoded crops.
-  batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
-  train_input = data_lib.make_train_input(
-      exp.train, batch_size=batch_size_of(config),
-      classes_per_batch=config.data.classes_per_batch, image_size=exp.image_size,
-      scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
-      interpolation=BACKBONES[config.model.backbone].interpolation,
-      mode=config.data.input_mode, seed=config.seed, start_step=start_step,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      workers=config.data.workers, mesh=exp.mesh)
-  device_data = train_input.device_data()
-  loss_options = ({"mesh": exp.mesh} if config.loss.name == "pfml" and
-                  config.mesh.shard_proxies and exp.mesh.size > 1 else {})
-  step_fn = make_train_step(exp.model, exp.loss, exp.optimizer, exp.proxy_labels,
-                            exp.schedules, loss_options)
-
-  def input_and_step(state, device_data, batch, rng):
-    images = train_input.device_images(device_data, batch)
-    return step_fn(state, {"images": images, "labels": batch["labels"]}, rng)
-
-  replicated = jax.NamedSharding(exp.mesh, P())
-  train_step = jax.jit(
-      input_and_step, donate_argnums=(0,),
-      in_shardings=(exp.state_shardings, jax.tree.map(lambda x: x.sharding, device_data),
-                    batch_sharding, replicated),
-      out_shardings=(exp.state_shardings, replicated))
+  train_input = make_train_input(exp, start_step)
+  train_step, device_data = compile_train_step(exp, train_input)
   rng = jax.random.key(config.seed + 1)
 
   def save(step, metrics=None):
     checkpoints.save(step, state, {"next_step": step, "seed": config.seed}, config_json, metrics)
 
+  batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
   eval_every = max(1, int(config.eval.every_epochs * exp.steps_per_epoch))
   preemption = _Preemption()
   progress = tqdm(total=exp.total_steps, initial=start_step, desc="train", unit="step",
