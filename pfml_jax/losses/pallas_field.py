@@ -44,7 +44,7 @@ from pfml_jax.losses.potentials import (MIN_SQUARED_DISTANCE, FieldParams, clamp
 
 
 class KernelConfig(NamedTuple):
-  """Static tiling and launch parameters of the two kernels (sizes are powers of two).
+  """Static tiling and launch parameters of the two kernels (sizes and warps: powers of two).
 
   The screen's tiles (128 x 64, depth chunks of 64; 8 warps hold the float32 accumulator at
   32 registers per thread) are large enough for efficient tensor-core products, and each is
@@ -64,7 +64,8 @@ class KernelConfig(NamedTuple):
   exact_rows: int = 16
   exact_warps: int = 16
   exact_stages: int = 2
-  # Most partial gradients (row blocks' programs) of the exact kernel; 1 avoids the final sum.
+  # Exact programs sharing one row group's flagged blocks (each writes a partial gradient,
+  # summed afterwards); fewer when the row groups alone reach target_programs.
   exact_splits: int = 4
   # Programs per launch to aim for (several waves on 132 SMs, so the last wave is short):
   # column splits of the screen and exact splits are chosen to reach it.
@@ -86,7 +87,8 @@ class KernelConfig(NamedTuple):
     return self
 
 
-_POWERS_OF_TWO = ("screen_rows", "screen_cols", "screen_depth", "block", "exact_rows")
+_POWERS_OF_TWO = ("screen_rows", "screen_cols", "screen_depth", "screen_warps", "block",
+                  "exact_rows", "exact_warps")
 DEFAULT_CONFIG = KernelConfig()
 
 
@@ -168,7 +170,8 @@ def _screen_kernel(start_ref, points_ref, labels_ref, flags_ref, counts_ref, *,
     # A block may carry force if it holds a same-label pair or a valid pair above threshold:
     # its largest score, with same-label pairs at +inf and invalid pairs at -inf, tells.
     score = jnp.where(valid, jnp.where(same, jnp.inf, gram), -jnp.inf)
-    # One axis per reduction (see the exact kernel).
+    # One axis per reduction: jax 0.11's Triton lowering of a multi-axis reduction fails
+    # under a mesh whose axes are all Explicit.
     score = jnp.max(score.reshape(rows, cols // block, block), axis=2)
     score = jnp.max(score.reshape(rows // block, block, cols // block), axis=1)
     flags_ref[flag_rows, pl.ds(col_tile * (cols // block), cols // block)] = (
@@ -200,7 +203,8 @@ def _power(x: jnp.ndarray, exponent: float) -> jnp.ndarray:
 
 def _pair_terms(squared: jnp.ndarray, same: jnp.ndarray,
                 field: FieldParams) -> tuple[jnp.ndarray, jnp.ndarray]:
-  """(psi minus the far-repulsion constant counted for every pair, psi'(d) / d) per pair.
+  """(excess, weight) per pair: psi less delta_rep^-alpha for different-label pairs (that
+  constant is counted for all of them elsewhere), and psi'(d) / d.
 
   ``potentials.pair_potential`` and ``pair_weight`` (the tests hold them equal), written with a
   single power of d per pair: the exact kernel's inner loop would otherwise spend most of its
