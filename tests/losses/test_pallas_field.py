@@ -198,19 +198,23 @@ def cuda_lowering_context():
   return jax.sharding.use_abstract_mesh(mesh)
 
 
-@pytest.mark.parametrize("num_points, dim", [(1600, 512), (22736, 384)])
-def test_kernels_lower_to_triton_for_cuda(num_points, dim):
-  """The default kernels lower to two Triton custom calls at CUB and SOP sizes."""
+@pytest.mark.parametrize("num_points, dim, shards", [(1600, 512, 1), (22736, 384, 1),
+                                                     (5000, 512, 4)])
+def test_kernels_lower_to_triton_for_cuda(num_points, dim, shards):
+  """The default kernels lower to two Triton custom calls at CUB and SOP sizes, and for one
+  row shard of several (no triangle; row_start traced)."""
   field = FieldParams()
-  layout = pallas_field.kernel_layout(num_points, 1, pallas_field.DEFAULT_CONFIG)
+  layout = pallas_field.kernel_layout(num_points, shards, pallas_field.DEFAULT_CONFIG)
   points = jax.ShapeDtypeStruct((layout.padded_size, dim), jnp.float32)
   labels = jax.ShapeDtypeStruct((layout.padded_size,), jnp.int32)
+  row_start = jax.ShapeDtypeStruct((), jnp.int32)
 
-  def energy_and_grad(points, labels):
-    return pallas_field.pallas_energy_and_grad(points, labels, jnp.int32(0), layout, field)
+  def energy_and_grad(points, labels, row_start):
+    return pallas_field.pallas_energy_and_grad(points, labels, row_start, layout, field)
 
   with cuda_lowering_context():
-    lowered = jax.jit(energy_and_grad).trace(points, labels).lower(lowering_platforms=("cuda",))
+    lowered = jax.jit(energy_and_grad).trace(points, labels, row_start).lower(
+        lowering_platforms=("cuda",))
   text = lowered.as_text()
   assert text.count("__gpu$xla.gpu.triton") == 2
   assert "pfml_field_screen" in text and "pfml_field_exact" in text
