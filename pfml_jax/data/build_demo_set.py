@@ -48,7 +48,7 @@ FONT_PACKAGES = (
 # (training flips images horizontally): 0 o O-likes (O kept), l I (1 kept), the lowercase
 # c o p s v w x z (their capitals kept), d q (mirrors of b p), Greek and Cyrillic letters drawn
 # like Latin ones (A/Α/А, B/Β/В, ...), Greek ι κ ν ο ρ τ υ χ, Cyrillic З (3) И Й (mirrored N)
-# Я (mirrored R) Ь (b) Џ Ђ Є Ї Ф (Φ) and every Cyrillic lowercase (small capitals), the mirror
+# Я (mirrored R) Ь (b) У (y) Џ Ђ Є Ї Ф (Φ) and every Cyrillic lowercase (small capitals), the mirror
 # halves of ( ) [ ] { } < > / \ and of arrows, ∃ (mirrored E), ∈ ⊂ ∩ ∪ × ° ¥ µ.
 CLASS_CHARACTERS = {
     "digits": "123456789",
@@ -56,7 +56,7 @@ CLASS_CHARACTERS = {
     "latin_lower": "abefghijkmnrtuy",
     "greek_upper": "ΓΔΘΛΞΠΣΦΨΩ",
     "greek_lower": "αβγδεζηθλμξπσςφψω",
-    "cyrillic_upper": "БДЖЛУЦЧШЩЪЫЭЮЁЋЉЊҐ",
+    "cyrillic_upper": "БДЖЛЦЧШЩЪЫЭЮЁЋЉЊҐ",
     "symbols": "&@#$%?!§¶©®€£¢+=*~^÷±≠≈√∫∂∞←↑↓([{</¿æœÆŒßØÞþð†‡•‰¤¬♪♥♣♠♦∀∇",
 }
 # Families that are not text designs: symbol and math sets, keycaps, decorative initials, small

@@ -13,7 +13,8 @@ from pfml_jax.data.layout_checks import (check_full_copy, find_dataset_dir, layo
 from pfml_jax.data.split import Partition
 
 LAYOUT = """  CUB_200_2011/                      <- root (or its parent)
-    images.txt                       "<image_id> <relative path>", e.g. "1 001.Black_footed_Albatross/x.jpg"
+    images.txt                       "<image_id> <relative path>",
+                                     e.g. "1 001.Black_footed_Albatross/<file>.jpg"
     image_class_labels.txt           "<image_id> <class id 1..200>"
     classes.txt                      "<class id> <class name>" (optional: names)
     images/<NNN.Class_name>/*.jpg"""

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from pfml_jax.data.crops import INTERPOLATIONS
+from pfml_jax.data.grain_pipeline import prefetching_iterator
 from pfml_jax.data.split import Split
 
 
@@ -70,11 +71,7 @@ class EvalInput:
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     dataset = grain.MapDataset.range(len(self)).map(self.loader)
-    iterator = dataset.to_iter_dataset(grain.ReadOptions(
-        num_threads=self.threads, prefetch_buffer_size=2 * max(self.threads, 1)))
-    if self.workers > 0:
-      iterator = iterator.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers))
-    return iter(iterator)
+    return prefetching_iterator(dataset, self.threads, self.workers)
 
 
 def eval_batches(split: Split, *, batch_size: int, image_size: int, resize_size: int,

@@ -36,6 +36,10 @@ class ImageSource(Protocol):
 
   def subset(self, indices: np.ndarray) -> "ImageSource": ...
 
+  @property
+  def native_size(self) -> int | None:
+    """The side of every image when all are the same square size, else None."""
+
 
 def to_rgb(image: Image.Image) -> Image.Image:
   """The image as 8-bit RGB: grayscale, palette, CMYK, 16-bit and alpha modes converted."""
@@ -43,7 +47,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image
   if image.mode in _HIGH_BIT_MODES:
     pixels = np.asarray(image, dtype=np.float32) * (255.0 / _HIGH_BIT_MODES[image.mode])
-    image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+    image = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
   return image.convert("RGB")
 
 
@@ -94,6 +98,8 @@ class FileImageSource:
   def subset(self, indices: np.ndarray) -> "FileImageSource":
     return FileImageSource(self.root, tuple(self.relative_paths[i] for i in indices))
 
+  native_size = None
+
 
 @dataclasses.dataclass(frozen=True)
 class ArrayImageSource:
@@ -110,13 +116,17 @@ class ArrayImageSource:
     return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
 
   def image(self, index: int) -> Image.Image:
-    return Image.fromarray(self[index], "RGB")
+    return Image.fromarray(self[index])
 
   def describe(self, index: int) -> str:
     return f"array image {int(self.indices[index])}"
 
   def subset(self, indices: np.ndarray) -> "ArrayImageSource":
     return ArrayImageSource(self.pixels, self.indices[np.asarray(indices, dtype=np.int64)])
+
+  @property
+  def native_size(self) -> int | None:
+    return self.pixels.shape[1] if self.pixels.shape[1] == self.pixels.shape[2] else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +162,8 @@ class EncodedImageSource:
     indices = np.asarray(indices, dtype=np.int64)
     return EncodedImageSource(self.readers, self.field, self.locations[indices],
                               tuple(self.names[i] for i in indices))
+
+  native_size = None
 
 
 def _header_ok(source: ImageSource, index: int) -> bool:

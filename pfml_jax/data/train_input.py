@@ -31,8 +31,10 @@ import grain
 import jax
 import numpy as np
 
-from pfml_jax.data.crops import INTERPOLATIONS, crop_boxes, crop_resize_flip, crop_variates
+from pfml_jax.data.crops import (INTERPOLATIONS, CropVariates, crop_boxes, crop_resize_flip,
+                                  crop_variates)
 from pfml_jax.data.device_augment import augment_on_device, place_cache
+from pfml_jax.data.grain_pipeline import prefetching_iterator
 from pfml_jax.data.image_cache import ImageCache, build_image_cache
 from pfml_jax.data.images import ImageSource
 from pfml_jax.data.sampler import ClassBalancedSampler
@@ -56,7 +58,8 @@ class BatchPlan:
   interpolation: str
   rows: tuple[int, int]  # this process's rows of the global batch
 
-  def indices_and_variates(self, step: int):
+  def indices_and_variates(self, step: int) -> tuple[np.ndarray, CropVariates]:
+    """This process's image indices and crop random numbers at ``step``."""
     start, stop = self.rows
     indices = self.sampler.batch(step)[start:stop]
     variates = crop_variates(self.seed, step, self.sampler.batch_size).rows(start, stop)
@@ -122,12 +125,7 @@ class TrainInput:
       return map(self.cached_batch, itertools.count(self.start_step))
     dataset = grain.MapDataset.range(self.start_step, MAX_STEPS).map(
         DecodeAndCrop(self.plan, self.split.images))
-    iterator = dataset.to_iter_dataset(grain.ReadOptions(
-        num_threads=self.threads, prefetch_buffer_size=2 * max(self.threads, 1)))
-    if self.workers > 0:
-      iterator = iterator.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=self.workers, per_worker_buffer_size=2))
-    return iter(iterator)
+    return prefetching_iterator(dataset, self.threads, self.workers)
 
   def device_data(self) -> dict[str, jax.Array]:
     """Arrays the train step needs on device: the image cache (cached mode) or nothing."""
@@ -169,8 +167,9 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
     start_step: first step to produce (the checkpointed step when resuming).
     workers: grain mode: decoding processes (0: decode in this process's threads).
     threads: grain mode: decoding threads per process; cached mode: threads building the cache.
-    cache_size: cached mode: side of the cached images; default round(8 / 7 * image_size)
-      (256 for 224 crops).
+    cache_size: cached mode: side of the cached images; default: the images' own size when
+      they all share one square size (the demo set: 64), else round(8 / 7 * image_size) (256
+      for 224 crops).
     cache_dir: cached mode: where the cache file lives (see ``image_cache.py``).
     mesh, cache_axis: cached mode: place the cache on this mesh, replicated (axis None) or
       split along ``cache_axis``.
@@ -182,7 +181,7 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
   if batch_size % process_count:
     raise ValueError(f"batch_size={batch_size} must divide evenly over {process_count} processes.")
   if not (0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]):
-    raise ValueError(f"scale={scale} must satisfy 0 < low <= high <= 1, ratio={ratio} 0 < low <= high.")
+    raise ValueError(f"scale={scale} needs 0 < low <= high <= 1 and ratio={ratio} 0 < low <= high.")
   sampler = ClassBalancedSampler(split.labels, classes_per_batch, batch_size, seed)
   local = batch_size // process_count
   plan = BatchPlan(sampler, np.asarray(split.labels), seed, image_size, tuple(scale),
@@ -190,6 +189,6 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
                                                  (process_index + 1) * local))
   cache = None
   if mode == "cached":
-    size = cache_size or round(image_size * 8 / 7)
+    size = cache_size or split.images.native_size or round(image_size * 8 / 7)
     cache = build_image_cache(split, size, interpolation, cache_dir, workers=max(threads, 1))
   return TrainInput(plan, split, mode, start_step, workers, threads, cache, mesh, cache_axis)
