@@ -166,7 +166,8 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
     process_index, process_count: this process's share of the global batch.
     start_step: first step to produce (the checkpointed step when resuming).
     workers: grain mode: decoding processes (0: decode in this process's threads).
-    threads: grain mode: decoding threads per process; cached mode: threads building the cache.
+    threads: grain mode: decoding threads per process. The cached mode builds its cache with
+      workers x threads threads.
     cache_size: cached mode: side of the cached images; default: the images' own size when
       they all share one square size (the demo set: 64), else round(8 / 7 * image_size) (256
       for 224 crops).
@@ -190,5 +191,7 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
   cache = None
   if mode == "cached":
     size = cache_size or split.images.native_size or round(image_size * 8 / 7)
-    cache = build_image_cache(split, size, interpolation, cache_dir, workers=max(threads, 1))
+    # The one-time decode uses the whole decoding budget, workers x threads, as threads.
+    cache = build_image_cache(split, size, interpolation, cache_dir,
+                              workers=max(workers, 1) * max(threads, 1))
   return TrainInput(plan, split, mode, start_step, workers, threads, cache, mesh, cache_axis)
