@@ -6,7 +6,7 @@ counted, never evaluated. The points are cut into blocks of ``block`` rows:
 
 1. Screen: a bfloat16 Gram matrix, one tile of rows at a time (memory O(tile * P)), marks the
    blocks that may hold a force-carrying pair; the threshold carries a proven error margin
-   (``potentials.screen_threshold``), so no such pair is missed. The screen is a parameter:
+   (``potentials.pair_screen_threshold``), so no such pair is missed. The screen is a parameter:
    ``pallas_field.screen`` is a CUDA kernel with the same contract.
 2. Exact: every marked block is evaluated with float32 distances from explicit differences
    (never 2 - 2cos), in chunks of blocks inside a loop whose length follows the number of
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from pfml_jax.losses.potentials import (FieldParams, clamped_distance, pair_potential,
-                                        pair_weight, screen_threshold)
+                                        pair_weight, pair_screen_threshold)
 
 
 class BlockLayout(NamedTuple):
@@ -63,16 +63,17 @@ def _screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
     same_counts: (rows of the shard,) int32, the row itself included (0 for padding rows).
   """
   low = points.astype(jnp.bfloat16)
+  squared_norms = jnp.sum(points * points, axis=1)  # not all points need be unit vectors
   tile_rows = layout.blocks_per_tile * layout.block
   num_blocks = points.shape[0] // layout.block
-  threshold = screen_threshold(field)
 
   def tile_activity(tile):
     start = row_start + tile * tile_rows
     rows = jax.lax.dynamic_slice_in_dim(low, start, tile_rows)
     row_labels = jax.lax.dynamic_slice_in_dim(labels, start, tile_rows)
-    cosine = jnp.dot(rows, low.T, preferred_element_type=jnp.bfloat16)
-    close = cosine.astype(jnp.float32) > threshold
+    row_norms = jax.lax.dynamic_slice_in_dim(squared_norms, start, tile_rows)
+    product = jnp.dot(rows, low.T, preferred_element_type=jnp.bfloat16)
+    close = product.astype(jnp.float32) > pair_screen_threshold(row_norms, squared_norms, field)
     valid = (row_labels[:, None] >= 0) & (labels[None, :] >= 0)
     same = valid & (row_labels[:, None] == labels[None, :])
     force = same | (valid & close)

@@ -87,8 +87,14 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
                                         normalize_proxies)
   num_points, dim = points.shape
   on_cuda = _on_cuda(mesh)
+  # The kernels' screen assumes unit vectors; unnormalised proxies take the XLA screen, whose
+  # threshold follows every point's norm.
+  unit_points = normalize_proxies or proxies is None
   if method == "auto":
-    method = _auto_method(num_points, dim, on_cuda)
+    method = _auto_method(num_points, dim, on_cuda and unit_points)
+  if method in KERNEL_METHODS and not unit_points:
+    raise ValueError(f"potential_energy: method {method!r} screens unit vectors only; with "
+                     "normalize_proxies=False use method='block_sparse' or 'auto'.")
   if method == "dense":
     return dense_energy(points, point_labels, field)
   if method in KERNEL_METHODS and not (on_cuda or interpret):

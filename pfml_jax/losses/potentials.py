@@ -79,6 +79,18 @@ def screen_threshold(field: FieldParams) -> float:
   return 1.0 - float(field.delta_rep) ** 2 / 2.0 - SCREEN_MARGIN
 
 
+def pair_screen_threshold(row_squared_norms: jnp.ndarray, col_squared_norms: jnp.ndarray,
+                          field: FieldParams) -> jnp.ndarray:
+  """``screen_threshold`` for points of any norm, per (row, column) pair.
+
+  d^2 = |a|^2 + |b|^2 - 2 a.b < delta_rep^2  <=>  a.b > (|a|^2 + |b|^2 - delta_rep^2) / 2, and
+  the bf16 product's error scales with |a||b|. Equals ``screen_threshold`` for unit vectors.
+  """
+  rows, cols = row_squared_norms[:, None], col_squared_norms[None, :]
+  return ((rows + cols - float(field.delta_rep) ** 2) / 2.0 -
+          SCREEN_MARGIN * jnp.sqrt(rows * cols))
+
+
 # |bf16 Gram - exact cosine| <= 2u + u^2 (both operands rounded, u = 2^-8) + u (output
 # rounding, |cos| <= 1) + float32 accumulation (<= 1e-3 for D up to 10^4); rounded up.
 SCREEN_MARGIN = 3 * 2.0**-8 + 2.0**-16 + 1e-3

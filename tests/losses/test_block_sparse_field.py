@@ -91,3 +91,21 @@ def test_sharded_over_eight_devices_equals_one(explicit_mesh):
   got = sharded_energy_and_grads(mesh, embeddings, labels, proxies, proxy_labels, **kwargs)
   assert_matches_reference(got, (float(energy), np.asarray(grad_emb), np.asarray(grad_prox)),
                            energy_rtol=1e-6, grad_tol=1e-6)
+
+
+def test_unnormalised_proxy_close_to_an_embedding_is_not_missed():
+  """A proxy 0.9 u at distance 0.1 from the unit embedding u repels it (screen by norms)."""
+  rng = np.random.default_rng(9)
+  embeddings = unit_rows(rng.normal(size=(40, 16))).astype(np.float32)
+  labels = np.arange(40, dtype=np.int32) % 5
+  proxies = (0.9 * embeddings[:10]).astype(np.float32)
+  proxy_labels = (labels[:10] + 1) % 5
+  grads = lambda method: jax.value_and_grad(
+      lambda e, p: potential_energy(e, labels, p, proxy_labels, normalize_proxies=False,
+                                    method=method), argnums=(0, 1))(embeddings, proxies)
+  (want, want_grads), (got, got_grads) = grads("dense"), grads("block_sparse")
+  assert float(got) == pytest.approx(float(want), rel=1e-6)
+  # The unnormalised proxies' gradients (the embeddings' are dominated by a radial force that
+  # their normalisation projects away, an ill-conditioned cancellation in any float32 path).
+  np.testing.assert_allclose(got_grads[1], want_grads[1],
+                             atol=1e-4 * np.abs(want_grads[1]).max())
