@@ -10,9 +10,12 @@ token. LayerNorm statistics are float32; matmuls run in ``dtype``.
 
 Attention is ``jax.nn.dot_product_attention``. ``attention="auto"`` (default) picks cuDNN's
 fused (flash) kernel on NVIDIA GPUs for bfloat16/float16 when cuDNN accepts the shapes, and
-XLA's implementation otherwise (CPU, TPU, float32); "xla" or "cudnn" force one.
+XLA's implementation otherwise (CPU, TPU, float32); "xla" or "cudnn" force one. cuDNN runs on the
+sequence padded with masked tokens to a multiple of ``cudnn_token_multiple`` (8: 197 -> 200).
+The exact GELU (``gelu="fused"``) computes in float32 and recomputes erf in its backward pass.
 """
 
+import math
 from typing import Any
 
 import jax
@@ -20,6 +23,10 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 FUSED_DTYPES = (jnp.bfloat16, jnp.float16)
+# cuDNN's fused attention runs on the token sequence padded with masked tokens to a multiple of
+# this: JAX (0.10, 0.11) refuses cuDNN attention for odd lengths in training (its check takes
+# every call for one with a bias), which silently sent "auto" to XLA for ViTs' 1 + 14 * 14 tokens.
+CUDNN_TOKEN_MULTIPLE = 8
 # timm's init for a model trained from scratch; pretrained runs replace all of it.
 dense_init = nn.initializers.truncated_normal(0.02)
 
@@ -34,22 +41,41 @@ def attention_implementation(dtype: Any) -> str:
   return "xla"
 
 
+def padded_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, token_multiple: int,
+                     implementation: str = "cudnn") -> jnp.ndarray:
+  """Attention on (B, T, heads, head_dim) computed on the sequence padded with masked tokens to a
+  multiple of ``token_multiple`` (1: unpadded): the same maths as unpadded."""
+  batch, tokens = q.shape[:2]
+  padded = -(-tokens // token_multiple) * token_multiple
+  if padded == tokens:
+    return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
+  pad = lambda x: jnp.pad(x, ((0, 0), (0, padded - tokens), (0, 0), (0, 0)))
+  lengths = jnp.full((batch,), tokens, jnp.int32)
+  out = jax.nn.dot_product_attention(pad(q), pad(k), pad(v), query_seq_lengths=lengths,
+                                     key_value_seq_lengths=lengths,
+                                     implementation=implementation)
+  return out[:, :tokens]
+
+
 def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray,
-                          implementation: str = "auto") -> jnp.ndarray:
+                          implementation: str = "auto",
+                          token_multiple: int = CUDNN_TOKEN_MULTIPLE) -> jnp.ndarray:
   """Softmax(q k^T / sqrt(d)) v on (B, T, heads, head_dim).
 
   "auto": cuDNN where ``attention_implementation`` says so; cuDNN rejects unsupported shapes,
   GPUs or library versions while tracing, and the XLA implementation (the same maths) runs then.
+  cuDNN runs on the sequence padded to a multiple of ``token_multiple`` (``padded_attention``).
   """
   if implementation not in ATTENTION:
     raise ValueError(f"attention must be one of {ATTENTION}, got {implementation!r}.")
   if implementation == "auto" and attention_implementation(q.dtype) == "cudnn":
     try:
-      return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
+      return padded_attention(q, k, v, token_multiple)
     except (NotImplementedError, RuntimeError, ValueError):
       pass
-  implementation = "xla" if implementation == "auto" else implementation
-  return jax.nn.dot_product_attention(q, k, v, implementation=implementation)
+  if implementation == "cudnn":
+    return padded_attention(q, k, v, token_multiple)
+  return jax.nn.dot_product_attention(q, k, v, implementation="xla")
 
 
 class Attention(nn.Module):
@@ -58,6 +84,7 @@ class Attention(nn.Module):
   num_heads: int
   dtype: Any
   attention: str = "auto"
+  token_multiple: int = CUDNN_TOKEN_MULTIPLE  # cuDNN's padded sequence length multiple
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -66,9 +93,42 @@ class Attention(nn.Module):
     qkv = nn.Dense(3 * width, dtype=self.dtype, kernel_init=dense_init, name="qkv")(x)
     # timm's output order of qkv is (q|k|v, head, head_dim).
     qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim)
-    out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], self.attention)
+    out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], self.attention,
+                                self.token_multiple)
     return nn.Dense(width, dtype=self.dtype, kernel_init=dense_init,
                     name="proj")(out.reshape(batch, tokens, width))
+
+
+SQRT_HALF = 0.5**0.5
+INV_SQRT_2PI = (2 * math.pi)**-0.5
+
+
+@jax.custom_vjp
+def gelu(x: jnp.ndarray) -> jnp.ndarray:
+  """Exact GELU, x/2 (1 + erf(x / sqrt 2)) as PyTorch computes it, in float32 for any dtype.
+
+  The backward pass recomputes erf from x: nothing but x is kept (JAX's derivative of
+  ``jax.nn.gelu`` keeps erfc(-x / sqrt 2) too, an extra write and read of the MLP's widest
+  activation).
+  """
+  x32 = x.astype(jnp.float32)
+  return (0.5 * x32 * (1.0 + jax.lax.erf(x32 * SQRT_HALF))).astype(x.dtype)
+
+
+def _gelu_fwd(x):
+  return gelu(x), x
+
+
+def _gelu_bwd(x, d_y):
+  x32 = jax.lax.optimization_barrier(x).astype(jnp.float32)  # recompute, don't share with fwd
+  slope = 0.5 * (1.0 + jax.lax.erf(x32 * SQRT_HALF)) + x32 * INV_SQRT_2PI * jnp.exp(
+      -0.5 * x32 * x32)
+  return ((d_y.astype(jnp.float32) * slope).astype(x.dtype),)
+
+
+gelu.defvjp(_gelu_fwd, _gelu_bwd)
+# "fused": ``gelu`` above; "jax": ``jax.nn.gelu(approximate=False)`` (erfc in the compute dtype).
+GELUS = {"fused": gelu, "jax": lambda x: nn.gelu(x, approximate=False)}
 
 
 class Mlp(nn.Module):
@@ -76,11 +136,12 @@ class Mlp(nn.Module):
 
   hidden: int
   dtype: Any
+  gelu: str = "fused"  # a key of GELUS
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     y = nn.Dense(self.hidden, dtype=self.dtype, kernel_init=dense_init, name="fc1")(x)
-    y = nn.gelu(y, approximate=False)
+    y = GELUS[self.gelu](y)
     return nn.Dense(x.shape[-1], dtype=self.dtype, kernel_init=dense_init, name="fc2")(y)
 
 
@@ -95,13 +156,17 @@ class Block(nn.Module):
   mlp_ratio: float
   dtype: Any
   attention: str = "auto"
+  token_multiple: int = CUDNN_TOKEN_MULTIPLE
+  gelu: str = "fused"
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    attn = Attention(self.num_heads, self.dtype, self.attention, name="attn")
+    attn = Attention(self.num_heads, self.dtype, self.attention, self.token_multiple,
+                     name="attn")
     x = x + attn(layer_norm("norm1", self.dtype)(x))
     hidden = int(x.shape[-1] * self.mlp_ratio)
-    return x + Mlp(hidden, self.dtype, name="mlp")(layer_norm("norm2", self.dtype)(x))
+    mlp = Mlp(hidden, self.dtype, self.gelu, name="mlp")
+    return x + mlp(layer_norm("norm2", self.dtype)(x))
 
 
 class VisionTransformer(nn.Module):
@@ -113,6 +178,8 @@ class VisionTransformer(nn.Module):
   num_heads: int = 6
   mlp_ratio: float = 4.0
   attention: str = "auto"  # "auto", "xla" or "cudnn" (see dot_product_attention)
+  cudnn_token_multiple: int = CUDNN_TOKEN_MULTIPLE  # cuDNN pads the sequence to a multiple
+  gelu: str = "fused"  # the exact GELU's implementation, a key of GELUS
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -135,5 +202,5 @@ class VisionTransformer(nn.Module):
     x = x + pos_embed.astype(x.dtype)
     for index in range(self.depth):
       x = Block(self.num_heads, self.mlp_ratio, self.dtype, self.attention,
-                name=f"blocks_{index}")(x)
+                self.cudnn_token_multiple, self.gelu, name=f"blocks_{index}")(x)
     return layer_norm("norm", self.dtype)(x)
