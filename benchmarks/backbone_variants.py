@@ -38,8 +38,8 @@ VARIANTS: dict[str, tuple[str, str, bool, dict]] = {
     "vit_s16/old": ("vit_s16", "vit_s16", False, {"cudnn_token_multiple": 1, "gelu": "jax"}),
     "vit_s16/new": ("vit_s16", "vit_s16", False, {}),
     # BatchNorm frozen (CUB, Cars): a separate normalisation pass vs folded into the conv.
-    "resnet50-frozen/unfolded": ("resnet50-frozen", "resnet50", True, {}),
-    "resnet50-frozen/folded": ("resnet50-frozen", "resnet50", True, {"fold_frozen_bn": True}),
+    "resnet50-frozen/unfolded": ("resnet50-frozen", "resnet50", True, {"fold_frozen_bn": False}),
+    "resnet50-frozen/folded": ("resnet50-frozen", "resnet50", True, {}),
     # What each ViT change gives alone.
     "vit_s16/pad8-jax-gelu": ("vit_s16", "vit_s16", False, {"gelu": "jax"}),
     "vit_s16/xla-attention": ("vit_s16", "vit_s16", False, {"attention": "xla"}),

@@ -5,12 +5,12 @@ Module names follow torchvision's so the weight import is a rename (``layer1_0/b
 the last (B, h, w, 2048) feature map; pooling and the head live in ``embedding.py``.
 
 Every convolution is followed by BatchNorm; the ReLUs and the residual additions are folded into
-the BatchNorm that precedes them (see ``batch_norm.py``). ``fold_frozen_bn=True`` folds
-BatchNorm with running statistics (frozen, or in eval mode) into the convolution instead: the
-kernel is scaled per output channel and the shift added to the convolution's output, which XLA
-fuses into cuDNN's convolution-bias-(residual)-ReLU kernel, so the normalisation costs no pass
-over the activations. Mathematically the same function; in bfloat16 the scaled kernel and the
-shift are rounded to bfloat16.
+the BatchNorm that precedes them (see ``batch_norm.py``). ``fold_frozen_bn=True`` (default)
+folds BatchNorm with running statistics (frozen, or in eval mode) into the convolution instead:
+the kernel is scaled per output channel and the shift added to the convolution's output, which
+XLA fuses into cuDNN's convolution-bias-(residual)-ReLU kernel, so the normalisation costs no
+pass over the activations. Mathematically the same function; in bfloat16 the scaled kernel and
+the shift are rounded to bfloat16. ``fold_frozen_bn=False`` normalises in a separate pass.
 """
 
 import dataclasses
@@ -99,7 +99,7 @@ class ResNet(nn.Module):
   width: int = 64
   frozen_bn: bool = False
   batch_norm: str = "fused"  # BatchNorm's training implementation (batch_norm.IMPLEMENTATIONS)
-  fold_frozen_bn: bool = False  # fold running-statistics BatchNorm into the convolutions
+  fold_frozen_bn: bool = True  # fold running-statistics BatchNorm into the convolutions
   dtype: Any = jnp.float32
 
   @nn.compact
