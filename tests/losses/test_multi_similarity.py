@@ -1,9 +1,7 @@
 """Multi-Similarity (with its mining) against float64 NumPy code of the paper's formulas and
 pytorch-metric-learning's MultiSimilarityMiner + MultiSimilarityLoss.
 
-Every batch is padded to a fixed number of rows (padding rows: label -1, random values), as a
-trainer does for static shapes; so one compilation serves all sizes of a test and padding is
-exercised everywhere.
+Batches are padded to static shapes, see baseline_support.py.
 """
 
 import functools
@@ -15,9 +13,10 @@ import pytest
 
 from pfml_jax.losses import make_loss
 from pfml_jax.losses.multi_similarity import multi_similarity_loss
+from tests.losses.baseline_support import (assert_matches, batch, batches_without_pairs,
+                                           make_padded_pair_loss, numeric_gradient, separated_batch)
 
 HPARAMS = dict(alpha=2.0, beta=50.0, base=0.5, epsilon=0.1)
-ROWS = 112  # every batch is padded to this many rows
 
 
 def reference_loss(embeddings, labels, alpha, beta, base, epsilon):
@@ -39,57 +38,7 @@ def reference_loss(embeddings, labels, alpha, beta, base, epsilon):
   return total / max(len(x), 1)
 
 
-def numeric_gradient(fn, x, step=1e-6):
-  """Central differences of the float64 function fn at x."""
-  grad = np.zeros_like(x)
-  for index in np.ndindex(x.shape):
-    up, down = x.copy(), x.copy()
-    up[index] += step
-    down[index] -= step
-    grad[index] = (fn(up) - fn(down)) / (2 * step)
-  return grad
-
-
-def batch(rng, num_samples, num_classes, dim, spread=0.8):
-  """Clustered embeddings; class num_classes - 1 has one sample, a few classes may have none."""
-  centres = rng.normal(size=(num_classes, dim))
-  centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-  labels = rng.integers(0, num_classes - 1, num_samples)
-  labels[0] = num_classes - 1
-  embeddings = 2 * (centres[labels] + spread * rng.normal(size=(num_samples, dim)) / np.sqrt(dim))
-  return embeddings, labels.astype(np.int32)
-
-
-def padded(rng, rows, labels, total):
-  """rows with padding rows (label -1, random values) interleaved up to total; their places."""
-  places = np.sort(rng.choice(total, len(labels), replace=False))
-  out = rng.normal(size=(total, rows.shape[1]))
-  out[places] = rows
-  out_labels = -np.ones(total, np.int32)
-  out_labels[places] = labels
-  return out, out_labels, places
-
-
-@functools.partial(jax.jit, static_argnames=tuple(HPARAMS))
-def loss_and_grad(embeddings, labels, **hparams):
-  no_proxies = jnp.zeros((0, embeddings.shape[1]), jnp.float32)
-  return jax.value_and_grad(multi_similarity_loss)(
-      embeddings, labels, no_proxies, jnp.zeros((0,), jnp.int32), **hparams)
-
-
-def padded_loss_and_grad(rng, embeddings, labels):
-  """The JAX loss on a padded batch; the gradient of the real rows, and of the padding rows."""
-  emb, emb_labels, places = padded(rng, embeddings, labels, ROWS)
-  value, grad = loss_and_grad(jnp.asarray(emb, jnp.float32), emb_labels, **HPARAMS)
-  assert value.dtype == jnp.float32
-  grad = np.asarray(grad, np.float64)
-  return float(value), grad[places], np.delete(grad, places, axis=0)
-
-
-def assert_matches(value, grad, want_value, want_grad, value_rtol=1e-5, grad_tol=1e-4):
-  """Value to value_rtol; gradient to grad_tol of the largest reference element."""
-  assert value == pytest.approx(want_value, rel=value_rtol)
-  assert np.max(np.abs(grad - want_grad)) <= grad_tol * np.max(np.abs(want_grad))
+padded_loss_and_grad = make_padded_pair_loss(multi_similarity_loss, HPARAMS)
 
 
 @pytest.mark.parametrize("sizes", [(10, 4), (24, 8), (32, 6)])
@@ -99,8 +48,8 @@ def test_matches_float64_paper_formula(sizes):
   embeddings, labels = batch(rng, num_samples, num_classes, 8)
   value, grad, padding_grad = padded_loss_and_grad(rng, embeddings, labels)
   loss = functools.partial(reference_loss, **HPARAMS)
-  assert_matches(value, grad, loss(embeddings, labels),
-                 numeric_gradient(lambda e: loss(e, labels), embeddings))
+  assert_matches((value, grad), (loss(embeddings, labels),
+                                 numeric_gradient(lambda e: loss(e, labels), embeddings)))
   assert np.all(padding_grad == 0)
 
 
@@ -124,26 +73,14 @@ def test_matches_pytorch_metric_learning(sizes):
   want_value = reference(torch_embeddings, torch_labels, pairs)
   want_value.backward()
   value, grad, padding_grad = padded_loss_and_grad(rng, embeddings, labels)
-  assert_matches(value, grad, want_value.item(), torch_embeddings.grad.numpy())
+  assert_matches((value, grad), (want_value.item(), torch_embeddings.grad.numpy()))
   assert np.all(padding_grad == 0)
-
-
-def separated_batch(num_classes, per_class, dim=8):
-  """Classes far apart and tight: every positive beats every negative by more than epsilon."""
-  centres = np.eye(dim)[:num_classes]
-  labels = np.repeat(np.arange(num_classes), per_class).astype(np.int32)
-  noise = 0.01 * np.random.default_rng(0).normal(size=(len(labels), dim))
-  return centres[labels] + noise, labels
 
 
 @pytest.mark.parametrize("case", ["one_class", "singletons", "padding_only", "nothing_mined"])
 def test_no_pairs_gives_zero_and_zero_gradient(case):
-  embeddings, labels = {
-      "one_class": (np.random.default_rng(1).normal(size=(12, 8)), np.zeros(12, np.int32)),
-      "singletons": (np.random.default_rng(2).normal(size=(6, 8)), np.arange(6, dtype=np.int32)),
-      "padding_only": (np.zeros((0, 8)), np.zeros(0, np.int32)),
-      "nothing_mined": separated_batch(4, 3),
-  }[case]
+  # nothing_mined: every positive beats every negative by > epsilon.
+  embeddings, labels = {**batches_without_pairs(), "nothing_mined": separated_batch(4, 3)}[case]
   value, grad, padding_grad = padded_loss_and_grad(np.random.default_rng(3), embeddings, labels)
   assert value == 0 and np.all(grad == 0) and np.all(padding_grad == 0)
   assert reference_loss(embeddings, labels, **HPARAMS) == 0
