@@ -30,8 +30,8 @@ from backbone_bench import bench  # noqa: E402  (a sibling script)
 # name -> (group, backbone, frozen_bn, backbone fields). The first of a group is its baseline.
 VARIANTS: dict[str, tuple[str, str, bool, dict]] = {
     # BatchNorm trained (SOP): the automatic derivative vs the hand-written backward pass.
-    "resnet50/bn-autodiff": ("resnet50", "resnet50", False, {"batch_norm": "autodiff"}),
-    "resnet50/bn-fused": ("resnet50", "resnet50", False, {}),
+    "resnet50/bn-autodiff": ("resnet50", "resnet50", False, {}),
+    "resnet50/bn-fused": ("resnet50", "resnet50", False, {"batch_norm": "fused"}),
     # ViT-S/16: "old" is the previous code path (cuDNN tried on 197 tokens, falls back to XLA
     # where JAX refuses; JAX's exact GELU); "new" is the default (cuDNN on 200 padded tokens,
     # float32 GELU recomputed in the backward pass).

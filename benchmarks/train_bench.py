@@ -38,13 +38,15 @@ def synthetic_split(num_classes: int, per_class: int, size: int, seed: int = 0) 
                class_ids=np.arange(num_classes), keys=tuple(map(str, range(len(labels)))))
 
 
-def bench_config(backbone: str, scale: str, batch: int, dtype: str) -> ml_collections.ConfigDict:
+def bench_config(backbone: str, scale: str, batch: int, dtype: str,
+                 method: str) -> ml_collections.ConfigDict:
   config = default_config.get_config()
   config.model.backbone = backbone
   config.model.embedding_dim = 384 if "vit" in backbone or "dino" in backbone else 512
   config.model.dtype = dtype
   config.model.frozen_bn = scale == "cub"
   config.loss.proxies_per_class = SCALES[scale][1]
+  config.loss.hparams.method = method
   config.data.classes_per_batch = batch // 4
   config.data.images_per_class = 4
   config.data.val_classes = 0
@@ -53,9 +55,9 @@ def bench_config(backbone: str, scale: str, batch: int, dtype: str) -> ml_collec
   return config
 
 
-def bench(backbone, scale, batch, steps, warmup, dtype) -> dict:
+def bench(backbone, scale, batch, steps, warmup, dtype, method) -> dict:
   classes, _, per_class = SCALES[scale]
-  config = bench_config(backbone, scale, batch, dtype)
+  config = bench_config(backbone, scale, batch, dtype, method)
   split = synthetic_split(classes, per_class, 256)
   exp = trainer.build(config, splits=(split, None, split))
   train_input = trainer.make_train_input(exp, start_step=0)
@@ -79,7 +81,8 @@ def bench(backbone, scale, batch, steps, warmup, dtype) -> dict:
   start = time.perf_counter()
   state, metrics = run(steps, state)
   elapsed = time.perf_counter() - start
-  return dict(backbone=backbone, scale=scale, batch=batch, dtype=dtype, steps=steps,
+  return dict(backbone=backbone, scale=scale, batch=batch, dtype=dtype, method=method,
+              steps=steps,
               images_per_s=steps * batch / elapsed, step_ms=1e3 * elapsed / steps,
               setup_s=setup_s, loss=float(metrics["loss"]), device=jax.devices()[0].device_kind,
               devices=jax.device_count(), jax=jax.__version__)
@@ -93,18 +96,20 @@ def main():
   parser.add_argument("--steps", type=int, default=50)
   parser.add_argument("--warmup", type=int, default=5)
   parser.add_argument("--dtype", default="bfloat16")
+  parser.add_argument("--method", default="auto", help="PFML energy path (see losses)")
   parser.add_argument("--json")
   args = parser.parse_args()
   rows = []
   for backbone in args.backbones.split(","):
     for scale in args.scales.split(","):
       try:
-        row = bench(backbone, scale, args.batch, args.steps, args.warmup, args.dtype)
+        row = bench(backbone, scale, args.batch, args.steps, args.warmup, args.dtype,
+                    args.method)
       except Exception as error:  # keep measuring the other configurations
         print(f"{backbone} {scale}: FAILED {type(error).__name__}: {error}", flush=True)
         continue
       rows.append(row)
-      print(f"{backbone:10s} {scale:4s} batch {row['batch']} {row['dtype']}: "
+      print(f"{backbone:10s} {scale:4s} batch {row['batch']} {row['dtype']} {args.method}: "
             f"{row['images_per_s']:8.0f} img/s  ({row['step_ms']:.1f} ms/step, setup "
             f"{row['setup_s']:.0f} s, loss {row['loss']:.4g})  [{row['device']} x"
             f"{row['devices']}, jax {row['jax']}]", flush=True)

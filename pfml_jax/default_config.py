@@ -37,6 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pooling = ""  # "" = the backbone's default; avg | max | avg+max (CNNs), token (ViTs)
   config.model.frozen_bn = True  # [paper/PA: BN frozen on CUB and Cars, not on SOP]
   config.model.dtype = "bfloat16"  # backbone compute; params, proxies and loss stay float32
+  # Overrides of the backbone constructor's fields (e.g. {"width": 16} for a wider tiny
+  # ResNet); names as in pfml_jax/models/{resnet,bninception,vit}.py. Empty for the paper's.
+  config.model.backbone_kwargs = ml_collections.ConfigDict()
 
   config.loss = ml_collections.ConfigDict()
   config.loss.name = "pfml"  # pfml | proxy_anchor | proxy_nca | multi_similarity | triplet | ...
@@ -58,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.schedule = "constant"  # constant | cosine | step (paper: not stated)
   config.optim.step_epochs = ()  # step schedule: multiply by step_gamma at these epochs
   config.optim.step_gamma = 0.5
-  config.optim.clip = "none"  # none | value | norm [PA: value 10 for CNN baselines]
+  config.optim.clip = "none"  # none | value | norm | adaptive [PA: value 10 for CNN baselines]
   config.optim.clip_threshold = 10.0
 
   config.epochs = 200  # [paper: 200]; an epoch = ceil(train images / batch size) steps

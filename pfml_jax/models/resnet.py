@@ -98,7 +98,8 @@ class ResNet(nn.Module):
   stage_sizes: Sequence[int] = (3, 4, 6, 3)
   width: int = 64
   frozen_bn: bool = False
-  batch_norm: str = "fused"  # BatchNorm's training implementation (batch_norm.IMPLEMENTATIONS)
+  # "autodiff": measured faster than "fused" on an H100 (5,518 vs 5,327 img/s, batch 256, bf16).
+  batch_norm: str = "autodiff"  # BatchNorm's training implementation (batch_norm.IMPLEMENTATIONS)
   fold_frozen_bn: bool = True  # fold running-statistics BatchNorm into the convolutions
   dtype: Any = jnp.float32
 

@@ -72,7 +72,10 @@ def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int
       for g in GROUPS}
   clip = {"none": optax.identity(),
           "value": optax.clip(optim.clip_threshold),
-          "norm": optax.clip_by_global_norm(optim.clip_threshold)}
+          "norm": optax.clip_by_global_norm(optim.clip_threshold),
+          # Unit-wise |g| <= threshold * |w| (Brock et al. 2021): independent of the loss's
+          # scale, so rare huge repulsion spikes cannot inflate Adam's second moments.
+          "adaptive": optax.adaptive_grad_clip(optim.clip_threshold)}
   if optim.clip not in clip:
-    raise ValueError(f"optim.clip must be none, value or norm, got {optim.clip!r}.")
+    raise ValueError(f"optim.clip must be one of {sorted(clip)}, got {optim.clip!r}.")
   return optax.chain(clip[optim.clip], optax.multi_transform(transforms, groups)), schedules

@@ -99,8 +99,13 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
   spec = BACKBONES[config.model.backbone]
   model = make_embedding_model(config.model.backbone, config.model.embedding_dim or None,
                                config.model.pooling or None, frozen_bn=config.model.frozen_bn,
-                               dtype=jnp.dtype(config.model.dtype))
-  embedding_dim = config.model.embedding_dim or spec.feature_dim
+                               dtype=jnp.dtype(config.model.dtype),
+                               **config.model.backbone_kwargs)
+  image_size = spec.image_size
+  images = jnp.zeros((1, image_size, image_size, 3), jnp.uint8)
+  embedding_dim = jax.eval_shape(
+      lambda rng: model.init_with_output(rng, images, train=False)[0],
+      jax.random.key(0)).shape[-1]
   loss = make_loss(config.loss.name, **_loss_arguments(config))
   # Proxies are padded (label -1) to a multiple of the mesh so they can be split across it.
   proxy_labels = np.asarray(loss.proxy_labels(train.num_classes))
@@ -110,10 +115,9 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
   batch_size = config.data.classes_per_batch * config.data.images_per_class
   steps_per_epoch = math.ceil(len(train) / batch_size)
   total_steps = config.steps or config.epochs * steps_per_epoch
-  image_size = spec.image_size
 
   def init_variables(rng):
-    return model.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.uint8), train=False)
+    return model.init(rng, images, train=False)
 
   def init_trainable(rng):
     model_rng, proxy_rng = jax.random.split(rng)
