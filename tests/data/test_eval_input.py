@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torchvision.transforms as T
 from PIL import ImageFilter
 
 from pfml_jax.data import eval_batches, read_split
@@ -13,6 +12,7 @@ from tests.data import fake_datasets
 @pytest.mark.parametrize("size,interpolation", [((90, 61), "bilinear"), ((47, 100), "bicubic"),
                                                 ((64, 64), "bilinear")])
 def test_resize_center_crop_matches_torchvision(size, interpolation):
+  T = pytest.importorskip("torchvision.transforms", reason="the reference is torchvision's")
   image = fake_datasets.image_for(f"eval{size}", size).filter(ImageFilter.GaussianBlur(1))
   mode = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
   reference = T.Compose([T.Resize(40, interpolation=mode[interpolation]), T.CenterCrop(32)])

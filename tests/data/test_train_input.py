@@ -6,8 +6,6 @@ import jax
 import numpy as np
 import pytest
 import scipy.stats
-import torch
-import torchvision
 from PIL import Image
 
 from pfml_jax.data import (augment_on_device, build_image_cache, make_train_input,
@@ -79,6 +77,8 @@ def _collect(train_input, steps: int) -> tuple[np.ndarray, list]:
 
 def test_crop_parameters_match_torchvision():
   """Area fraction, aspect ratio and position against RandomResizedCrop.get_params."""
+  torch = pytest.importorskip("torch", reason="the reference sampler is torchvision's")
+  torchvision = pytest.importorskip("torchvision")
   torch.manual_seed(0)
   for width, height, scale in ((200, 150, (0.08, 1.0)), (300, 60, (0.3, 1.0))):
     reference = np.array([torchvision.transforms.RandomResizedCrop.get_params(
