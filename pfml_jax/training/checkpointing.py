@@ -79,6 +79,12 @@ class Checkpoints:
     self.manager.wait_until_finished()
     self.manager.close()
 
+  def __enter__(self) -> "Checkpoints":
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
 
 def abstract_like(tree: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs of ``tree`` (arrays or structs) carrying ``shardings``."""

@@ -45,3 +45,10 @@ class MetricWriter:
   def close(self) -> None:
     if self._tensorboard is not None:
       self._tensorboard.close()
+      self._tensorboard = None
+
+  def __enter__(self) -> "MetricWriter":
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()

@@ -279,84 +279,86 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     {"val": metrics of the best checkpoint or None, "test": its test metrics, "step": step}.
   """
   exp = build(config)
-  writer = MetricWriter(workdir)
-  checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep,
-                            selection_metric=config.eval.selection_metric)
-  config_json = config.to_dict()
-  writer.write_json("run_info.json", run_info(
-      config, train_images=len(exp.train), train_classes=exp.train.num_classes,
-      steps_per_epoch=exp.steps_per_epoch, total_steps=exp.total_steps))
-  if exp.train.label_noise is not None:
-    writer.write_json("label_noise.json", dataclasses.asdict(exp.train.label_noise))
-  logging.info("config:\n%s", config)
+  with MetricWriter(workdir) as writer, Checkpoints(
+      workdir, keep=config.checkpoint.keep,
+      selection_metric=config.eval.selection_metric) as checkpoints:
+    config_json = config.to_dict()
+    writer.write_json("run_info.json", run_info(
+        config, train_images=len(exp.train), train_classes=exp.train.num_classes,
+        steps_per_epoch=exp.steps_per_epoch, total_steps=exp.total_steps))
+    if exp.train.label_noise is not None:
+      writer.write_json("label_noise.json", dataclasses.asdict(exp.train.label_noise))
+    logging.info("config:\n%s", config)
 
-  # State: resume, or a fresh (optionally pretrained) one.
-  abstract = abstract_like(exp.abstract_state, exp.state_shardings)
+    state = _resume_or_init(exp, checkpoints)
+    start_step = int(jax.device_get(state.step))
+
+    train_input = make_train_input(exp, start_step)
+    train_step, device_data = compile_train_step(exp, train_input)
+    rng = jax.random.key(config.seed + 1)
+
+    def save(step, metrics=None):
+      checkpoints.save(step, state, {"next_step": step, "seed": config.seed}, config_json, metrics)
+
+    batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
+    eval_every = max(1, int(config.eval.every_epochs * exp.steps_per_epoch))
+    preemption = _Preemption()
+    progress = tqdm(total=exp.total_steps, initial=start_step, desc="train", unit="step",
+                    disable=jax.process_index() != 0, dynamic_ncols=True)
+    pending, window, window_start = None, [], time.perf_counter()
+    try:
+      for step, host_batch in zip(range(start_step, exp.total_steps), train_input):
+        batch = {k: _global_array(v, batch_sharding) for k, v in host_batch.items()}
+        state, metrics = train_step(state, device_data, batch, jax.random.fold_in(rng, step))
+        if pending is not None:  # read the previous step's metrics: the device stays busy
+          window.append(_check_finite(jax.device_get(pending), step - 1, checkpoints))
+        pending = metrics
+        progress.update(1)
+        done = step + 1
+        if done % config.log_every_steps == 0 or done == exp.total_steps:
+          window.append(_check_finite(jax.device_get(pending), step, checkpoints))
+          pending = None
+          elapsed = time.perf_counter() - window_start
+          summary = {k: float(np.mean([m[k] for m in window]))
+                     for k in window[0] if k != "finite"}
+          summary.update({"step_time_s": elapsed / len(window),
+                          "images_per_s": len(window) * batch_size_of(config) / elapsed,
+                          "epoch": done / exp.steps_per_epoch})
+          writer.write_scalars(done, summary)
+          progress.set_postfix(loss=f"{summary['loss']:.4g}")
+          window, window_start = [], time.perf_counter()
+        if exp.val is not None and (done % eval_every == 0 or done == exp.total_steps):
+          val_metrics = evaluate(exp, state, exp.val)
+          writer.write_scalars(done, {f"val/{k}": v for k, v in val_metrics.items()})
+          save(done, val_metrics)
+        elif done % config.checkpoint.every_steps == 0 or done == exp.total_steps:
+          save(done)
+        if preemption.agreed():
+          save(done)
+          checkpoints.wait()
+          logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.",
+                          done)
+          return {"step": done, "preempted": True}
+      if pending is not None:
+        _check_finite(jax.device_get(pending), exp.total_steps - 1, checkpoints)
+    finally:
+      progress.close()
+      preemption.restore()
+      checkpoints.wait()
+
+    return _final_evaluation(exp, checkpoints, state, writer)
+
+
+def _resume_or_init(exp: Experiment, checkpoints: Checkpoints) -> TrainState:
+  """The latest checkpoint's state, or a fresh (optionally pretrained) one."""
   latest = checkpoints.latest_step()
-  if latest is not None:
-    state, input_state = checkpoints.restore(latest, abstract)
-    logging.info("Resumed from step %d (%s).", latest, input_state)
-  else:
-    state = exp.init(jax.random.key(config.seed))
-    if config.model.pretrained:
-      state = _with_pretrained(exp, state)
-  start_step = int(jax.device_get(state.step))
-
-  train_input = make_train_input(exp, start_step)
-  train_step, device_data = compile_train_step(exp, train_input)
-  rng = jax.random.key(config.seed + 1)
-
-  def save(step, metrics=None):
-    checkpoints.save(step, state, {"next_step": step, "seed": config.seed}, config_json, metrics)
-
-  batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
-  eval_every = max(1, int(config.eval.every_epochs * exp.steps_per_epoch))
-  preemption = _Preemption()
-  progress = tqdm(total=exp.total_steps, initial=start_step, desc="train", unit="step",
-                  disable=jax.process_index() != 0, dynamic_ncols=True)
-  pending, window, window_start = None, [], time.perf_counter()
-  try:
-    for step, host_batch in zip(range(start_step, exp.total_steps), train_input):
-      batch = {k: _global_array(v, batch_sharding) for k, v in host_batch.items()}
-      state, metrics = train_step(state, device_data, batch, jax.random.fold_in(rng, step))
-      if pending is not None:  # read the previous step's metrics: the device stays busy
-        window.append(_check_finite(jax.device_get(pending), step - 1, checkpoints))
-      pending = metrics
-      progress.update(1)
-      done = step + 1
-      if done % config.log_every_steps == 0 or done == exp.total_steps:
-        window.append(_check_finite(jax.device_get(pending), step, checkpoints))
-        pending = None
-        elapsed = time.perf_counter() - window_start
-        summary = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "finite"}
-        summary.update({"step_time_s": elapsed / len(window),
-                        "images_per_s": len(window) * batch_size_of(config) / elapsed,
-                        "epoch": done / exp.steps_per_epoch})
-        writer.write_scalars(done, summary)
-        progress.set_postfix(loss=f"{summary['loss']:.4g}")
-        window, window_start = [], time.perf_counter()
-      if exp.val is not None and (done % eval_every == 0 or done == exp.total_steps):
-        val_metrics = evaluate(exp, state, exp.val)
-        writer.write_scalars(done, {f"val/{k}": v for k, v in val_metrics.items()})
-        save(done, val_metrics)
-      elif done % config.checkpoint.every_steps == 0 or done == exp.total_steps:
-        save(done)
-      if preemption.agreed():
-        save(done)
-        checkpoints.wait()
-        logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.", done)
-        return {"step": done, "preempted": True}
-    if pending is not None:
-      _check_finite(jax.device_get(pending), exp.total_steps - 1, checkpoints)
-  finally:
-    progress.close()
-    preemption.restore()
-    checkpoints.wait()
-
-  result = _final_evaluation(exp, checkpoints, state, writer)
-  checkpoints.close()
-  writer.close()
-  return result
+  if latest is None:
+    state = exp.init(jax.random.key(exp.config.seed))
+    return _with_pretrained(exp, state) if exp.config.model.pretrained else state
+  state, input_state = checkpoints.restore(
+      latest, abstract_like(exp.abstract_state, exp.state_shardings))
+  logging.info("Resumed from step %d (%s).", latest, input_state)
+  return state
 
 
 def batch_size_of(config) -> int:
@@ -397,12 +399,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
                         which: str = "best") -> dict[str, Any]:
   """Restores checkpoint ``which`` (best | latest | step) and evaluates it on val and test."""
   exp = build(config)
-  checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep,
-                            selection_metric=config.eval.selection_metric, read_only=True)
-  step = checkpoints.resolve(which)
-  state, _ = checkpoints.restore(step, abstract_like(exp.abstract_state, exp.state_shardings))
+  with Checkpoints(workdir, keep=config.checkpoint.keep,
+                   selection_metric=config.eval.selection_metric, read_only=True) as checkpoints:
+    step = checkpoints.resolve(which)
+    state, _ = checkpoints.restore(step, abstract_like(exp.abstract_state, exp.state_shardings))
   result = {"step": step, "test": evaluate(exp, state, exp.test),
             "val": evaluate(exp, state, exp.val) if exp.val is not None else None}
-  MetricWriter(workdir).write_json(f"eval/step_{step}.json", result)
+  with MetricWriter(workdir) as writer:
+    writer.write_json(f"eval/step_{step}.json", result)
   logging.info("Checkpoint %d: %s", step, result)
   return result

@@ -46,7 +46,7 @@ def force_blocks(points, labels, field, block, same_only=False):
   valid = (labels[:, None] >= 0) & (labels[None, :] >= 0) & ~np.eye(len(x), dtype=bool)
   same = labels[:, None] == labels[None, :]
   force = valid & np.where(same, distance > field.delta_att,
-                           ~same_only & (distance < field.delta_rep))
+                           (not same_only) & (distance < field.delta_rep))
   blocks = len(x) // block
   return force.reshape(blocks, block, blocks, block).any(axis=(1, 3))
 
