@@ -7,6 +7,8 @@ A loss function has the signature
 with (B, D) embeddings (normalised inside where the loss needs it), (B,) int labels where < 0
 marks padding rows, and (Q, D) proxies with (Q,) labels (Q = 0 for proxy-free losses).
 ``make_loss(name, **overrides)`` binds the hyperparameters; the trainer holds the proxies.
+A loss may also name its floor, the lowest value it can take for given labels (PFML's is
+large), so that ``loss - floor`` can be logged.
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from pfml_jax.losses import proxies as proxy_lib
+from pfml_jax.losses.energy_floor import energy_floor
 from pfml_jax.losses.multi_similarity import multi_similarity_loss
 from pfml_jax.losses.normalized_softmax import normalized_softmax_loss
 from pfml_jax.losses.potential_energy import potential_energy
@@ -33,13 +36,15 @@ class LossSpec:
   min_proxies_per_class: int = 0  # the fewest per class the loss is defined with
   proxy_init: str = "unit_normal"
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+  floor: Callable[..., jnp.ndarray] | None = None  # (labels, proxy_labels, **hparams) -> scalar
 
 
 LOSSES: dict[str, LossSpec] = {
     # PFML (paper Sec. 3): alpha = 3, delta = 0.2, M = 15 on CUB/Cars (configs set M = 2 on SOP).
     "pfml": LossSpec(potential_energy, proxies_per_class=15,
                      defaults=dict(alpha=3.0, delta_att=0.2, delta_rep=0.2,
-                                   normalize_proxies=True, method="auto")),
+                                   normalize_proxies=True, method="auto"),
+                     floor=energy_floor),
     # Baselines (docs/losses.md). Proxy Anchor: alpha = 32, delta = 0.1, kaiming-normal proxies
     # (Kim et al. 2020 and their code; the recipe trains proxies at 100x the learning rate).
     "proxy_anchor": LossSpec(proxy_anchor_loss, proxies_per_class=1, min_proxies_per_class=1,
@@ -77,6 +82,12 @@ class Loss:
 
   def proxy_labels(self, num_classes: int) -> jnp.ndarray:
     return proxy_lib.proxy_labels(num_classes, self.proxies_per_class)
+
+  def floor(self, labels, proxy_labels) -> jnp.ndarray | None:
+    """The lowest value the loss can take for these labels; None when not defined."""
+    if self.spec.floor is None:
+      return None
+    return self.spec.floor(labels, proxy_labels, **self.hparams)
 
   def __call__(self, embeddings, labels, proxies, proxy_labels, **call_options) -> jnp.ndarray:
     return self.spec.fn(embeddings, labels, proxies, proxy_labels, **self.hparams,

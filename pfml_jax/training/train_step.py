@@ -47,6 +47,9 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
                            batch_stats=keep(batch_stats, state.batch_stats),
                            opt_state=keep(opt_state, state.opt_state))
     metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite}
+    floor = loss.floor(batch["labels"], proxy_labels)
+    if floor is not None:
+      metrics["loss_above_floor"] = value - floor
     metrics.update({f"lr/{group}": schedule(state.step) for group, schedule in schedules.items()})
     return new_state, metrics
 

@@ -325,7 +325,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                           "images_per_s": len(window) * batch_size_of(config) / elapsed,
                           "epoch": done / exp.steps_per_epoch})
           writer.write_scalars(done, summary)
-          progress.set_postfix(loss=f"{summary['loss']:.4g}")
+          progress.set_postfix({k: f"{summary[k]:.4g}" for k in ("loss", "loss_above_floor")
+                                if k in summary})
           window, window_start = [], time.perf_counter()
         if exp.val is not None and (done % eval_every == 0 or done == exp.total_steps):
           val_metrics = evaluate(exp, state, exp.val)

@@ -58,12 +58,16 @@ def test_every_loss_trains_through_the_step(loss_name):
 
 
 def test_pfml_energy_decreases_on_a_fixed_batch():
+  """The energy falls, and so does its part above the floor, which stays positive."""
   state, step = setup("pfml")
-  losses = []
+  losses, above_floor = [], []
   for _ in range(8):
     state, metrics = step(state, batch(0), jax.random.key(0))
     losses.append(float(metrics["loss"]))
+    above_floor.append(float(metrics["loss_above_floor"]))
   assert losses[-1] < losses[0]
+  assert 0 < above_floor[-1] < above_floor[0]
+  assert above_floor[0] - above_floor[-1] == pytest.approx(losses[0] - losses[-1], rel=1e-3)
 
 
 @pytest.mark.parametrize("frozen_bn", [True, False])
