@@ -2,12 +2,14 @@
 
     python benchmarks/train_bench.py                                   # R50 + ViT-S, CUB + SOP
     python benchmarks/train_bench.py --backbones=resnet50_tiny --scales=cub --batch=32 --steps=5
+    python benchmarks/train_bench.py --backbones=resnet50 --scales=sop --bn=frozen
 
 Builds the experiment exactly as ``trainer.train_and_evaluate`` does (config -> model, PFML
 loss with its proxies, AdamW groups, sharded state, the cached input mode whose crops run on
 the device inside the step) on a synthetic split: random 256 x 256 images, CUB scale
-(100 training classes, M = 15 proxies) or SOP scale (11,318 classes, M = 2). The host loop
-feeds real batches (class-balanced indices and crop boxes) each step, as in training. Reports
+(100 training classes, M = 15 proxies) or SOP scale (11,318 classes, M = 2). BatchNorm follows
+the configs (frozen at CUB scale, trained at SOP scale) unless ``--bn`` says otherwise. The host
+loop feeds real batches (class-balanced indices and crop boxes) each step, as in training. Reports
 images per second over ``--steps`` steps after a warm-up.
 """
 
@@ -38,13 +40,13 @@ def synthetic_split(num_classes: int, per_class: int, size: int, seed: int = 0) 
                class_ids=np.arange(num_classes), keys=tuple(map(str, range(len(labels)))))
 
 
-def bench_config(backbone: str, scale: str, batch: int, dtype: str,
-                 method: str) -> ml_collections.ConfigDict:
+def bench_config(backbone: str, scale: str, batch: int, dtype: str, method: str,
+                 bn: str) -> ml_collections.ConfigDict:
   config = default_config.get_config()
   config.model.backbone = backbone
   config.model.embedding_dim = 384 if "vit" in backbone or "dino" in backbone else 512
   config.model.dtype = dtype
-  config.model.frozen_bn = scale == "cub"
+  config.model.frozen_bn = {"config": scale == "cub", "frozen": True, "trained": False}[bn]
   config.loss.proxies_per_class = SCALES[scale][1]
   config.loss.hparams.method = method
   config.data.classes_per_batch = batch // 4
@@ -55,9 +57,9 @@ def bench_config(backbone: str, scale: str, batch: int, dtype: str,
   return config
 
 
-def bench(backbone, scale, batch, steps, warmup, dtype, method) -> dict:
+def bench(backbone, scale, batch, steps, warmup, dtype, method, bn) -> dict:
   classes, _, per_class = SCALES[scale]
-  config = bench_config(backbone, scale, batch, dtype, method)
+  config = bench_config(backbone, scale, batch, dtype, method, bn)
   split = synthetic_split(classes, per_class, 256)
   exp = trainer.build(config, splits=(split, None, split))
   train_input = trainer.make_train_input(exp, start_step=0)
@@ -82,7 +84,7 @@ def bench(backbone, scale, batch, steps, warmup, dtype, method) -> dict:
   state, metrics = run(steps, state)
   elapsed = time.perf_counter() - start
   return dict(backbone=backbone, scale=scale, batch=batch, dtype=dtype, method=method,
-              steps=steps,
+              frozen_bn=config.model.frozen_bn, steps=steps,
               images_per_s=steps * batch / elapsed, step_ms=1e3 * elapsed / steps,
               setup_s=setup_s, loss=float(metrics["loss"]), device=jax.devices()[0].device_kind,
               devices=jax.device_count(), jax=jax.__version__)
@@ -97,6 +99,8 @@ def main():
   parser.add_argument("--warmup", type=int, default=5)
   parser.add_argument("--dtype", default="bfloat16")
   parser.add_argument("--method", default="auto", help="PFML energy path (see losses)")
+  parser.add_argument("--bn", default="config", choices=("config", "frozen", "trained"),
+                      help="BatchNorm: as the configs (frozen at CUB scale only), or everywhere")
   parser.add_argument("--json")
   args = parser.parse_args()
   rows = []
@@ -104,12 +108,13 @@ def main():
     for scale in args.scales.split(","):
       try:
         row = bench(backbone, scale, args.batch, args.steps, args.warmup, args.dtype,
-                    args.method)
+                    args.method, args.bn)
       except Exception as error:  # keep measuring the other configurations
         print(f"{backbone} {scale}: FAILED {type(error).__name__}: {error}", flush=True)
         continue
       rows.append(row)
-      print(f"{backbone:10s} {scale:4s} batch {row['batch']} {row['dtype']} {args.method}: "
+      bn = "frozen BN" if row["frozen_bn"] else "trained BN"
+      print(f"{backbone:10s} {scale:4s} batch {row['batch']} {row['dtype']} {args.method} {bn}: "
             f"{row['images_per_s']:8.0f} img/s  ({row['step_ms']:.1f} ms/step, setup "
             f"{row['setup_s']:.0f} s, loss {row['loss']:.4g})  [{row['device']} x"
             f"{row['devices']}, jax {row['jax']}]", flush=True)
