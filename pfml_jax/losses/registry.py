@@ -12,6 +12,7 @@ large), so that ``loss - floor`` can be logged.
 """
 
 import dataclasses
+import math
 from typing import Any, Callable
 
 import jax
@@ -21,10 +22,10 @@ from pfml_jax.losses import proxies as proxy_lib
 from pfml_jax.losses.energy_floor import energy_floor
 from pfml_jax.losses.multi_similarity import multi_similarity_loss
 from pfml_jax.losses.normalized_softmax import normalized_softmax_loss
-from pfml_jax.losses.potential_energy import potential_energy
+from pfml_jax.losses.potential_energy import METHODS, potential_energy
 from pfml_jax.losses.proxy_anchor import proxy_anchor_loss
 from pfml_jax.losses.proxy_nca import proxy_nca_loss
-from pfml_jax.losses.triplet import triplet_loss
+from pfml_jax.losses.triplet import MINING, triplet_loss
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity, so jit can take it
@@ -37,6 +38,8 @@ class LossSpec:
   proxy_init: str = "unit_normal"
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
   floor: Callable[..., jnp.ndarray] | None = None  # (labels, proxy_labels, **hparams) -> scalar
+  positive: tuple[str, ...] = ()  # hyperparameters that must be finite and > 0
+  choices: dict[str, tuple] = dataclasses.field(default_factory=dict)  # string options
 
 
 LOSSES: dict[str, LossSpec] = {
@@ -44,23 +47,28 @@ LOSSES: dict[str, LossSpec] = {
     "pfml": LossSpec(potential_energy, proxies_per_class=15,
                      defaults=dict(alpha=3.0, delta_att=0.2, delta_rep=0.2,
                                    normalize_proxies=True, method="auto"),
-                     floor=energy_floor),
+                     floor=energy_floor, positive=("alpha", "delta_att", "delta_rep"),
+                     choices={"method": METHODS}),
     # Baselines (docs/losses.md). Proxy Anchor: alpha = 32, delta = 0.1, kaiming-normal proxies
     # (Kim et al. 2020 and their code; the recipe trains proxies at 100x the learning rate).
     "proxy_anchor": LossSpec(proxy_anchor_loss, proxies_per_class=1, min_proxies_per_class=1,
-                             proxy_init="kaiming_normal", defaults=dict(alpha=32.0, margin=0.1)),
+                             proxy_init="kaiming_normal", defaults=dict(alpha=32.0, margin=0.1),
+                             positive=("alpha",)),
     # ProxyNCA as pytorch-metric-learning's ProxyNCALoss; scale 32 from Proxy Anchor's code.
     "proxy_nca": LossSpec(proxy_nca_loss, proxies_per_class=1, min_proxies_per_class=1,
-                          defaults=dict(softmax_scale=32.0)),
+                          defaults=dict(softmax_scale=32.0), positive=("softmax_scale",)),
     # Multi-Similarity with its mining (Wang et al. 2019): alpha 2, beta 50, lambda 0.5, eps 0.1.
     "multi_similarity": LossSpec(multi_similarity_loss, proxies_per_class=0,
-                                 defaults=dict(alpha=2.0, beta=50.0, base=0.5, epsilon=0.1)),
+                                 defaults=dict(alpha=2.0, beta=50.0, base=0.5, epsilon=0.1),
+                                 positive=("alpha", "beta")),
     # Triplet, semi-hard mining, margin 0.1 (Proxy Anchor's code); mining="batch_hard" also.
     "triplet": LossSpec(triplet_loss, proxies_per_class=0,
-                        defaults=dict(margin=0.1, mining="semi_hard")),
+                        defaults=dict(margin=0.1, mining="semi_hard"),
+                        choices={"mining": tuple(MINING)}),
     # Normalized Softmax (Zhai & Wu 2019): one normalised weight per class, temperature 0.05.
     "normalized_softmax": LossSpec(normalized_softmax_loss, proxies_per_class=1,
-                                   min_proxies_per_class=1, defaults=dict(temperature=0.05)),
+                                   min_proxies_per_class=1, defaults=dict(temperature=0.05),
+                                   positive=("temperature",)),
 }
 
 
@@ -109,4 +117,13 @@ def make_loss(name: str, proxies_per_class: int | None = None, **overrides) -> L
   if per_class < spec.min_proxies_per_class:
     raise ValueError(f"Loss {name!r}: proxies_per_class must be >= "
                      f"{spec.min_proxies_per_class}, got {per_class}.")
-  return Loss(name, spec, per_class, {**spec.defaults, **overrides})
+  hparams = {**spec.defaults, **overrides}
+  for key in spec.positive:
+    value = hparams[key]
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+      raise ValueError(f"Loss {name!r}: {key} must be a finite number > 0, got {value!r}.")
+  for key, allowed in spec.choices.items():
+    if hparams[key] not in allowed:
+      raise ValueError(f"Loss {name!r}: {key} must be one of {list(allowed)}, "
+                       f"got {hparams[key]!r}.")
+  return Loss(name, spec, per_class, hparams)

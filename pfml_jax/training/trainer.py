@@ -94,6 +94,7 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
   (benchmarks use synthetic splits).
   """
   config_validation.validate(config)
+  loss = make_loss(config.loss.name, **_loss_arguments(config))
   mesh = make_mesh(config.mesh)
   train, val, test = splits or read_splits(config)
   spec = BACKBONES[config.model.backbone]
@@ -106,7 +107,6 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
   embedding_dim = jax.eval_shape(
       lambda rng: model.init_with_output(rng, images, train=False)[0],
       jax.random.key(0)).shape[-1]
-  loss = make_loss(config.loss.name, **_loss_arguments(config))
   # Proxies are padded (label -1) to a multiple of the mesh so they can be split across it.
   proxy_labels = np.asarray(loss.proxy_labels(train.num_classes))
   proxy_padding = -len(proxy_labels) % mesh.size if config.mesh.shard_proxies else 0

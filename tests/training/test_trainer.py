@@ -148,6 +148,11 @@ def test_bad_config_value_is_named(image_folder, tmp_path):
   with pytest.raises(ValueError, match="data.label_noise"):
     trainer.train_and_evaluate(tiny_config(image_folder, **{"data.label_noise": 1.5}),
                                str(tmp_path))
+  # A bad loss hyperparameter fails before any data is read (this root does not exist).
+  with pytest.raises(ValueError, match="delta_att must be a finite number > 0"):
+    trainer.train_and_evaluate(tiny_config(tmp_path / "missing", **{
+        "loss.hparams.delta_att": -0.2}), str(tmp_path))
+  assert not (tmp_path / "checkpoints").exists()
 
 
 def main_command(config_path, workdir, *flags):
