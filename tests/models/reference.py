@@ -33,15 +33,19 @@ def randomize(torch_model, seed: int = 0):
   return torch_model.eval()
 
 
-def save_checkpoints(state_dict, directory, name: str, pth: bool = True):
-  """The state dict as ``name.safetensors`` and (``pth``) ``name.pth``; returns both paths."""
+def save_checkpoints(state_dict, directory, name: str, pth: bool = True,
+                     pre_zip_pth: bool = False):
+  """The state dict as ``name.safetensors`` and (``pth``) ``name.pth``; returns both paths.
+
+  ``pre_zip_pth`` writes the ``.pth`` in torch's pre-1.6 pickle format, like 2017-era files.
+  """
   import safetensors.torch
   import torch
   state = {key: value.detach().contiguous().clone() for key, value in state_dict.items()}
   safetensors_path, pth_path = directory / f"{name}.safetensors", directory / f"{name}.pth"
   safetensors.torch.save_file(state, str(safetensors_path))
   if pth:
-    torch.save(state, pth_path)
+    torch.save(state, pth_path, _use_new_zipfile_serialization=not pre_zip_pth)
   return safetensors_path, pth_path
 
 

@@ -33,11 +33,14 @@ def test_features_match_cadene_bninception(checkpoints):
 
 
 def test_legacy_file_layout_and_pth(checkpoints):
-  """bn_inception-52deb4733.pth stores BatchNorm vectors as (1, C); both files load alike."""
+  """bn_inception-52deb4733.pth (2017: torch's pre-zip pickle format, which must pass
+  ``weights_only=True``) stores BatchNorm vectors as (1, C); all files load alike."""
   model, directory, (safetensors_path, pth_path) = checkpoints
   legacy = {key: value.unsqueeze(0) if "_bn." in key and value.ndim == 1 else value
             for key, value in model.state_dict().items()}
-  _, legacy_pth = reference.save_checkpoints(legacy, directory, "bn_inception-52deb4733")
+  _, legacy_pth = reference.save_checkpoints(legacy, directory, "bn_inception-52deb4733",
+                                             pre_zip_pth=True)
+  assert legacy_pth.read_bytes()[:2] == b"\x80\x02"  # a bare pickle, not a zip archive
   ours = make_embedding_model("bninception", embedding_dim=None)
   abstract = reference.abstract_variables(ours, 64)
   want = load_pretrained(abstract, safetensors_path, "bninception")
