@@ -35,6 +35,7 @@ class LossSpec:
   fn: Callable[..., jnp.ndarray]
   proxies_per_class: int  # default M; 0 means the loss has no proxies
   min_proxies_per_class: int = 0  # the fewest per class the loss is defined with
+  min_images_per_class: int = 1  # tuple losses need positive pairs inside the batch
   proxy_init: str = "unit_normal"
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
   floor: Callable[..., jnp.ndarray] | None = None  # (labels, proxy_labels, **hparams) -> scalar
@@ -58,11 +59,11 @@ LOSSES: dict[str, LossSpec] = {
     "proxy_nca": LossSpec(proxy_nca_loss, proxies_per_class=1, min_proxies_per_class=1,
                           defaults=dict(softmax_scale=32.0), positive=("softmax_scale",)),
     # Multi-Similarity with its mining (Wang et al. 2019): alpha 2, beta 50, lambda 0.5, eps 0.1.
-    "multi_similarity": LossSpec(multi_similarity_loss, proxies_per_class=0,
+    "multi_similarity": LossSpec(multi_similarity_loss, proxies_per_class=0, min_images_per_class=2,
                                  defaults=dict(alpha=2.0, beta=50.0, base=0.5, epsilon=0.1),
                                  positive=("alpha", "beta")),
     # Triplet, semi-hard mining, margin 0.1 (Proxy Anchor's code); mining="batch_hard" also.
-    "triplet": LossSpec(triplet_loss, proxies_per_class=0,
+    "triplet": LossSpec(triplet_loss, proxies_per_class=0, min_images_per_class=2,
                         defaults=dict(margin=0.1, mining="semi_hard"),
                         choices={"mining": tuple(MINING)}),
     # Normalized Softmax (Zhai & Wu 2019): one normalised weight per class, temperature 0.05.

@@ -31,6 +31,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "data.classes_per_batch / images_per_class",
            f"need >= 2 classes and >= 1 image per class, got {data.classes_per_batch} x "
            f"{data.images_per_class}.")
+  least = LOSSES[config.loss.name].min_images_per_class
+  _require(data.images_per_class >= least, "data.images_per_class",
+           f"loss {config.loss.name!r} learns from positive pairs inside the batch: set it to "
+           f">= {least}, got {data.images_per_class}.")
   batch = data.classes_per_batch * data.images_per_class
   devices = jax.device_count() if config.mesh.data == -1 else config.mesh.data
   _require(devices > 0 and batch % devices == 0, "data.classes_per_batch",

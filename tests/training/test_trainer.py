@@ -148,6 +148,9 @@ def test_bad_config_value_is_named(image_folder, tmp_path):
   with pytest.raises(ValueError, match="data.label_noise"):
     trainer.train_and_evaluate(tiny_config(image_folder, **{"data.label_noise": 1.5}),
                                str(tmp_path))
+  with pytest.raises(ValueError, match="data.images_per_class: loss 'triplet' learns from"):
+    trainer.build(tiny_config(image_folder, **{"loss.name": "triplet",
+                                               "data.images_per_class": 1}))
   # A bad loss hyperparameter fails before any data is read (this root does not exist).
   with pytest.raises(ValueError, match="delta_att must be a finite number > 0"):
     trainer.train_and_evaluate(tiny_config(tmp_path / "missing", **{
