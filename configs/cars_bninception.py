@@ -2,10 +2,14 @@
 
     python -m pfml_jax.main --config=configs/cars_bninception.py --workdir=/tmp/pfml_cars_bninception \
         --config.data.root=/data/cars196 --config.model.pretrained=/weights/bninception.safetensors
+
+Other recipes: append :pfml_main_text, or a baseline's name for that baseline on its own
+recipe (e.g. configs/cars_bninception.py:proxy_anchor); see pfml_jax/experiments.py.
 """
 
 from pfml_jax.experiments import experiment
 
 
-def get_config():
-  return experiment("cars196", "bninception")
+def get_config(recipe: str = "pfml"):
+  """``recipe``: the part after ":" in --config=FILE:RECIPE (see pfml_jax/experiments.py)."""
+  return experiment("cars196", "bninception", recipe or "pfml")

@@ -12,7 +12,9 @@ from pfml_jax import default_config
 def get_config():
   config = default_config.get_config()
   config.data.name = "demo"
-  config.data.val_classes = 8  # of the 76 training classes; test: the 75 other characters
+  # Model selection on 8 of the 76 training classes; test: the 75 other characters.
+  config.eval.protocol = "validated"
+  config.data.val_classes = 8
   config.data.classes_per_batch = 32
   config.data.images_per_class = 4
   # Glyphs are small and placed at random: smaller crops can hold no ink at all, and two
@@ -23,12 +25,12 @@ def get_config():
   config.model.embedding_dim = 64
   config.model.frozen_bn = False  # trained from scratch
   config.model.dtype = "float32"  # bfloat16 is slow on CPUs
-  config.loss.proxies_per_class = 2
+  config.loss.pfml.proxies_per_class = 2
   # From scratch the embeddings start bunched in a small cap of the sphere; a wider field
   # (delta 0.5 instead of the paper's 0.2 for pretrained backbones) separates classes faster:
   # test Recall@1 after 300 steps 0.44 (delta 0.5) vs 0.30 (0.2) vs 0.17 (1.0).
-  config.loss.hparams.delta_att = 0.5
-  config.loss.hparams.delta_rep = 0.5
+  config.loss.pfml.delta_att = 0.5
+  config.loss.pfml.delta_rep = 0.5
   config.optim.learning_rate = 2e-3  # from scratch: a larger rate than fine-tuning
   config.optim.proxy_lr_mult = 10.0
   config.optim.weight_decay = 1e-4

@@ -2,10 +2,14 @@
 
     python -m pfml_jax.main --config=configs/sop_resnet50.py --workdir=/tmp/pfml_sop_resnet50 \
         --config.data.root=/data/Stanford_Online_Products --config.model.pretrained=/weights/resnet50.safetensors
+
+Other recipes: append :pfml_main_text, or a baseline's name for that baseline on its own
+recipe (e.g. configs/sop_resnet50.py:proxy_anchor); see pfml_jax/experiments.py.
 """
 
 from pfml_jax.experiments import experiment
 
 
-def get_config():
-  return experiment("sop", "resnet50")
+def get_config(recipe: str = "pfml"):
+  """``recipe``: the part after ":" in --config=FILE:RECIPE (see pfml_jax/experiments.py)."""
+  return experiment("sop", "resnet50", recipe or "pfml")

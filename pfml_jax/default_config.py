@@ -1,27 +1,44 @@
 """Every configuration field, its default and where the value comes from.
 
-Experiment files in ``configs/`` start from ``get_config()`` and change a few fields; any field
-can be overridden on the command line: ``--config.optim.learning_rate=3e-5``. Sources:
-[paper] Bhatnagar & Ahuja, CVPR 2025 (main text and supplement); [PA] Proxy Anchor's reference
-code (Kim et al., CVPR 2020), the recipe most DML papers, HIST and PFML follow where silent.
+Experiment files in ``configs/`` start from ``get_config()`` and apply a recipe
+(``pfml_jax/experiments.py``); any field can be overridden on the command line:
+``--config.optim.learning_rate=3e-5``. Sources: [paper] Bhatnagar & Ahuja, CVPR 2025 (main
+text and supplement); [PA] Proxy Anchor's reference code (Kim et al., CVPR 2020), the recipe
+most DML papers, HIST and PFML follow where silent.
 """
 
 import ml_collections
+
+from pfml_jax.losses import LOSSES
+
+
+def loss_settings(name: str) -> ml_collections.ConfigDict:
+  """The registry's defaults of loss ``name``: its hyperparameters and proxies per class."""
+  spec = LOSSES[name]
+  return ml_collections.ConfigDict(dict(spec.defaults,
+                                        proxies_per_class=spec.proxies_per_class))
 
 
 def get_config() -> ml_collections.ConfigDict:
   """The defaults: PFML with ResNet-50 on CUB-200-2011."""
   config = ml_collections.ConfigDict()
   config.seed = 0  # model init, proxies, batches and augmentation are all derived from it
+  config.recipe = "pfml"  # the recipe experiments.py applied (recorded; see README)
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "cub200"  # cub200 | cars196 | sop | image_folder | demo (+ "_tfds" forms)
   config.data.root = ""  # dataset folder (raw layout) or tfds data_dir; see docs/data.md
-  # Class-disjoint validation classes carved from the training classes; model selection uses
-  # them, never the test classes. 0 = no validation split (the last checkpoint is "best").
+  # eval.protocol="validated": class-disjoint validation classes carved from the training
+  # classes select the checkpoint. Unused by the "paper" protocol (all training classes train).
   config.data.val_classes = 20
+  # Which classes are held out is drawn from this seed, not from config.seed, so that seeds
+  # vary initialisation and batches only [our choice].
+  config.data.split_seed = 0
   config.data.classes_per_batch = 25  # P of the P x K class-balanced sampler [PA-style]
   config.data.images_per_class = 4  # K; batch size = P * K = 100 [paper: batch 100 for R50]
+  # class_balanced: P x K batches [conv; the paper is silent]; random: shuffled images,
+  # drop_last, as Proxy Anchor's code (data/sampler.py).
+  config.data.sampler = "class_balanced"
   config.data.input_mode = "cached"  # cached (decode once, crop on device) | grain (workers)
   config.data.workers = 8  # grain decoding processes per host
   config.data.crop_scale = (0.08, 1.0)  # RandomResizedCrop area range [torchvision default]
@@ -37,16 +54,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pooling = ""  # "" = the backbone's default; avg | max | avg+max (CNNs), token (ViTs)
   config.model.frozen_bn = True  # [paper/PA: BN frozen on CUB and Cars, not on SOP]
   config.model.dtype = "bfloat16"  # backbone compute; params, proxies and loss stay float32
+  # New linear head: kaiming_fan_out [PA, HIST code] or orthogonal [Hyp-DML code].
+  config.model.head_init = "kaiming_fan_out"
+  # Evaluation: resize the shorter side to this, then centre-crop; 0 = the backbone's (256).
+  config.model.eval_resize = 0
   # Overrides of the backbone constructor's fields (e.g. {"width": 16} for a wider tiny
   # ResNet); names as in pfml_jax/models/{resnet,bninception,vit}.py. Empty for the paper's.
   config.model.backbone_kwargs = ml_collections.ConfigDict()
 
   config.loss = ml_collections.ConfigDict()
   config.loss.name = "pfml"  # pfml | proxy_anchor | proxy_nca | multi_similarity | triplet | ...
-  config.loss.proxies_per_class = 15  # M [paper: 15 on CUB/Cars, 2 on SOP]
-  # Hyperparameters of the chosen loss (names as in docs/losses.md) [paper: alpha 3, delta 0.2].
-  config.loss.hparams = ml_collections.ConfigDict(
-      dict(alpha=3.0, delta_att=0.2, delta_rep=0.2))
+  # One block per loss, filled from the loss registry (the one source of defaults): the run
+  # reads the block of loss.name, so naming another loss gives that loss's own defaults.
+  # PFML's are the paper's: alpha 3, delta_att = delta_rep = 0.2, M = 15 [paper].
+  for name in LOSSES:
+    config.loss[name] = loss_settings(name)
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-4  # AdamW base rate [paper supplement: 1e-4]
@@ -63,6 +85,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.step_gamma = 0.5
   config.optim.clip = "none"  # none | value | norm | adaptive [PA: value 10 for CNN baselines]
   config.optim.clip_threshold = 10.0
+  # Regex of trainable paths never updated, e.g. "model/backbone/patch_embed" [Hyp-DML].
+  config.optim.frozen = ""
 
   config.epochs = 200  # [paper: 200]; an epoch = ceil(train images / batch size) steps
   config.steps = 0  # > 0 overrides epochs
@@ -74,10 +98,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.mesh.shard_proxies = False
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.every_epochs = 5  # validation interval
+  # paper: all training classes train, test is evaluated every eval.every_epochs, and the run
+  # reports the final test metrics and the best test metrics over training (the field's
+  # practice, optimistic). validated: data.val_classes select the checkpoint, test once at
+  # the end (recommended for new research).
+  config.eval.protocol = "paper"
+  config.eval.every_epochs = 5  # evaluation interval (test or validation, by protocol)
   config.eval.batch_size = 256  # per step, across all devices
   config.eval.ks = (1, 2, 4, 8)  # Recall@K reported [CUB/Cars convention; SOP: 1, 10, 100, 1000]
-  config.eval.selection_metric = "recall@1"  # on the validation split, for the best checkpoint
+  # Best checkpoint by this metric: on validation (validated) or on test (paper).
+  config.eval.selection_metric = "recall@1"
   config.eval.nmi = False  # k-means NMI (slow on SOP)
   config.eval.backend = "auto"  # auto | jax | faiss
 

@@ -24,7 +24,10 @@ import flax.linen as nn
 
 from pfml_jax.models.registry import get_backbone_spec
 
-head_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# Initialisers of the new linear head: kaiming_normal_(mode='fan_out') with zero bias, as
+# Proxy Anchor's and HIST's code; orthogonal with zero bias, as Hyp-DML's code (the ViT rows).
+HEAD_INITS = {"kaiming_fan_out": nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+              "orthogonal": nn.initializers.orthogonal()}
 
 
 def _avg(x: jnp.ndarray) -> jnp.ndarray:
@@ -60,11 +63,13 @@ class EmbeddingModel(nn.Module):
   mean: tuple[float, ...]
   std: tuple[float, ...]
   dtype: Any = jnp.float32
+  head_init: str = "kaiming_fan_out"  # a key of HEAD_INITS
 
   def setup(self):
     if self.embedding_dim is not None:
       self.head = nn.Dense(self.embedding_dim, dtype=jnp.float32, param_dtype=jnp.float32,
-                           precision=jax.lax.Precision.HIGHEST, kernel_init=head_init,
+                           precision=jax.lax.Precision.HIGHEST,
+                           kernel_init=HEAD_INITS[self.head_init],
                            bias_init=nn.initializers.zeros)
 
   def normalize_pixels(self, images: jnp.ndarray) -> jnp.ndarray:
@@ -90,7 +95,7 @@ class EmbeddingModel(nn.Module):
 
 def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str | None = None,
                          frozen_bn: bool = False, dtype: Any = jnp.float32,
-                         **backbone_kwargs) -> EmbeddingModel:
+                         head_init: str = "kaiming_fan_out", **backbone_kwargs) -> EmbeddingModel:
   """The embedding model of a registered backbone.
 
   Args:
@@ -102,6 +107,7 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
       and bias are not trained. Backbones without BatchNorm (ViTs) have nothing to freeze.
     dtype: compute dtype of the backbone (jnp.bfloat16 for mixed precision); parameters, the
       head and the output stay float32.
+    head_init: initialiser of the head's kernel, a key of ``HEAD_INITS``.
     **backbone_kwargs: overrides of the backbone constructor's fields (e.g. ``depth``).
   """
   spec = get_backbone_spec(backbone)
@@ -112,9 +118,11 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
                      "feature map ('avg', 'max', 'avg+max').")
   if embedding_dim is not None and embedding_dim <= 0:
     raise ValueError(f"embedding_dim must be positive or None (no head), got {embedding_dim}.")
+  if head_init not in HEAD_INITS:
+    raise ValueError(f"head_init={head_init!r}: choose one of {sorted(HEAD_INITS)}.")
   if spec.has_batch_norm:
     backbone_kwargs["frozen_bn"] = frozen_bn
   module = spec.constructor(dtype=dtype, **backbone_kwargs)
   return EmbeddingModel(backbone=module, embedding_dim=embedding_dim, pooling=pooling,
                         channel_order=spec.channel_order, pixel_scale=spec.pixel_scale,
-                        mean=spec.mean, std=spec.std, dtype=dtype)
+                        mean=spec.mean, std=spec.std, dtype=dtype, head_init=head_init)

@@ -7,6 +7,9 @@ import ml_collections
 
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
+from pfml_jax.models.embedding import HEAD_INITS
+
+PROTOCOLS = ("paper", "validated")
 
 _SELECTION = re.compile(r"recall@(\d+)|map@r|r_precision")
 
@@ -47,6 +50,23 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _require(0.0 <= data.label_noise < 1.0, "data.label_noise",
            f"must be in [0, 1), got {data.label_noise}.")
   _require(data.val_classes >= 0, "data.val_classes", f"must be >= 0, got {data.val_classes}.")
+  _require(config.eval.protocol in PROTOCOLS, "eval.protocol",
+           f"must be one of {PROTOCOLS}, got {config.eval.protocol!r}.")
+  _require(config.eval.protocol != "validated" or data.val_classes > 0, "data.val_classes",
+           "eval.protocol='validated' selects the checkpoint on held-out training classes: "
+           f"set data.val_classes > 0 (got {data.val_classes}), or use eval.protocol='paper'.")
+  _require(model.head_init in HEAD_INITS, "model.head_init",
+           f"must be one of {sorted(HEAD_INITS)}, got {model.head_init!r}.")
+  _require(model.eval_resize == 0 or model.eval_resize >= BACKBONES[model.backbone].image_size,
+           "model.eval_resize", f"must be 0 (the backbone's) or >= the crop size "
+           f"{BACKBONES[model.backbone].image_size}, got {model.eval_resize}.")
+  try:
+    re.compile(optim.frozen)
+  except re.error as error:
+    _require(False, "optim.frozen", f"not a regular expression ({error}): {optim.frozen!r}.")
+  for name in config.loss:
+    _require(name == "name" or name in LOSSES, f"loss.{name}",
+             f"no such loss; the loss blocks are {sorted(LOSSES)}.")
   _require(0 < data.crop_scale[0] <= data.crop_scale[1] <= 1, "data.crop_scale",
            f"must be (low, high) with 0 < low <= high <= 1, got {data.crop_scale}.")
   _require(0 < data.crop_ratio[0] <= data.crop_ratio[1], "data.crop_ratio",

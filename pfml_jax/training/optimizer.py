@@ -3,11 +3,14 @@
 Each group has its own learning-rate multiplier; the backbone's rate is zero during the warm-up
 epochs (so the step compiles once and the optimizer state keeps its shape); decoupled weight
 decay skips proxies, normalisation parameters, biases and ViT tokens/position embeddings.
+Parameters whose path matches ``optim.frozen`` (a regex, e.g. Hyp-DML's frozen patch
+embedding) are never updated.
 """
 
 import re
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 from flax import traverse_util
@@ -51,7 +54,9 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, group: str, total_s
   frozen_steps = int(optim.warmup_epochs * steps_per_epoch) if group == "backbone" else 0
   if frozen_steps <= 0:
     return shape
-  return optax.join_schedules([optax.constant_schedule(0.0), shape], [frozen_steps])
+  # Zero during the warm-up, then the shape at the absolute step (decays fall on the same
+  # epochs for every group, as torch's StepLR over all parameter groups).
+  return lambda step: jnp.where(step < frozen_steps, 0.0, shape(step))
 
 
 def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int,
@@ -65,11 +70,14 @@ def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int
                for g in GROUPS}
   decay_mask = _path_labels(trainable,
                             lambda p: group_of(p) != "proxies" and not NO_DECAY.search(p))
-  groups = _path_labels(trainable, group_of)
+  frozen = re.compile(optim.frozen) if optim.frozen else None
+  groups = _path_labels(trainable, lambda p: "frozen" if frozen and frozen.search(p)
+                        else group_of(p))
   transforms = {
       g: optax.adamw(schedules[g], b1=optim.b1, b2=optim.b2, eps=optim.eps,
                      weight_decay=0.0 if g == "proxies" else optim.weight_decay, mask=decay_mask)
       for g in GROUPS}
+  transforms["frozen"] = optax.set_to_zero()
   clip = {"none": optax.identity(),
           "value": optax.clip(optim.clip_threshold),
           "norm": optax.clip_by_global_norm(optim.clip_threshold),

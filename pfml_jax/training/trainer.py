@@ -6,6 +6,7 @@ weights -> donated, sharded train step -> evaluators -> loop.
 """
 
 import dataclasses
+import json
 import math
 import signal
 import time
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from pfml_jax import data as data_lib
 from pfml_jax import evaluation
-from pfml_jax.losses import make_loss
+from pfml_jax.losses import LOSSES, make_loss
 from pfml_jax.models import BACKBONES, load_pretrained, make_embedding_model
 from pfml_jax.training import config_validation
 from pfml_jax.training.checkpointing import Checkpoints, abstract_like
@@ -73,17 +74,26 @@ def make_mesh(mesh_config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
                        devices=jax.devices()[:size])
 
 
+def validation_classes(config: ml_collections.ConfigDict) -> int:
+  """Training classes held out for model selection: data.val_classes under "validated"."""
+  return config.data.val_classes if config.eval.protocol == "validated" else 0
+
+
 def read_splits(config: ml_collections.ConfigDict):
-  """(train, val or None, test) splits, with label noise applied to train if configured."""
+  """(train, val or None, test) splits, with label noise applied to train if configured.
+
+  The held-out classes are drawn from ``data.split_seed``, never from ``seed``.
+  """
+  val_classes = validation_classes(config)
   read = lambda split: data_lib.read_split(
-      config.data.name, config.data.root, split, val_classes=config.data.val_classes,
-      seed=config.seed, skip_corrupt=config.data.skip_corrupt)
+      config.data.name, config.data.root, split, val_classes=val_classes,
+      seed=config.data.split_seed, skip_corrupt=config.data.skip_corrupt)
   train = read("train")
   if config.data.label_noise > 0:
     noisy, record = data_lib.apply_label_noise(train.labels, train.num_classes,
                                                config.data.label_noise, config.seed)
     train = train.with_noisy_labels(noisy, record)
-  val = read("val") if config.data.val_classes > 0 else None
+  val = read("val") if val_classes > 0 else None
   return train, val, read("test")
 
 
@@ -101,6 +111,7 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
   model = make_embedding_model(config.model.backbone, config.model.embedding_dim or None,
                                config.model.pooling or None, frozen_bn=config.model.frozen_bn,
                                dtype=jnp.dtype(config.model.dtype),
+                               head_init=config.model.head_init,
                                **config.model.backbone_kwargs)
   image_size = spec.image_size
   images = jnp.zeros((1, image_size, image_size, 3), jnp.uint8)
@@ -143,9 +154,14 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
 
 
 def _loss_arguments(config):
-  arguments = dict(config.loss.hparams)
-  if make_loss(config.loss.name).proxies_per_class > 0:
-    arguments["proxies_per_class"] = config.loss.proxies_per_class
+  """The settings block of the chosen loss (``config.loss.<name>``) as make_loss arguments."""
+  arguments = dict(config.loss[config.loss.name])
+  per_class = arguments.pop("proxies_per_class")
+  if LOSSES[config.loss.name].proxies_per_class > 0:
+    arguments["proxies_per_class"] = per_class
+  elif per_class:
+    raise ValueError(f"config.loss.{config.loss.name}.proxies_per_class: loss "
+                     f"{config.loss.name!r} uses no proxies; leave it 0, got {per_class}.")
   return arguments
 
 
@@ -182,7 +198,8 @@ def evaluate(exp: Experiment, state: TrainState, split, *, ks=None) -> dict[str,
                   out_shardings=batch_sharding)
   variables = state.variables()
   batches = data_lib.eval_batches(
-      split, batch_size=batch_size, image_size=spec.image_size, resize_size=spec.resize_size,
+      split, batch_size=batch_size, image_size=spec.image_size,
+      resize_size=config.model.eval_resize or spec.resize_size,
       interpolation=spec.interpolation, process_index=jax.process_index(),
       process_count=jax.process_count(), workers=config.data.workers)
   embeddings, labels = evaluation.extract_embeddings(
@@ -276,7 +293,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains (resuming from ``workdir`` if it holds a checkpoint), then evaluates on test.
 
   Returns:
-    {"val": metrics of the best checkpoint or None, "test": its test metrics, "step": step}.
+    The report of ``_final_evaluation``: "protocol", "step", "val" (None under "paper"),
+    "test", "selection_metric", and "best_on_test" (paper) or "final" (validated); or
+    {"step", "preempted": True} after a SIGTERM.
   """
   exp = build(config)
   with MetricWriter(workdir) as writer, Checkpoints(
@@ -328,11 +347,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           progress.set_postfix({k: f"{summary[k]:.4g}" for k in ("loss", "loss_above_floor")
                                 if k in summary})
           window, window_start = [], time.perf_counter()
-        if exp.val is not None and (done % eval_every == 0 or done == exp.total_steps):
-          val_metrics = evaluate(exp, state, exp.val)
-          writer.write_scalars(done, {f"val/{k}": v for k, v in val_metrics.items()})
-          save(done, val_metrics)
-        elif done % config.checkpoint.every_steps == 0 or done == exp.total_steps:
+        if done % eval_every == 0 or done == exp.total_steps:
+          save(done, _periodic_evaluation(exp, state, done, writer))
+        elif done % config.checkpoint.every_steps == 0:
           save(done)
         if preemption.agreed():
           save(done)
@@ -377,22 +394,67 @@ def _check_finite(metrics: dict, step: int, checkpoints: Checkpoints) -> dict:
   return metrics
 
 
-def _final_evaluation(exp, checkpoints, state, writer) -> dict[str, Any]:
-  """Test metrics of the best checkpoint by validation (the final state without validation)."""
-  step = int(jax.device_get(state.step))
-  val_metrics = None
+def _periodic_evaluation(exp, state, step: int, writer) -> dict[str, float]:
+  """The metrics the checkpoint at ``step`` is ranked by: validation ("validated") or test
+  ("paper", written to ``eval/step_<step>.json`` so the best over training can be found)."""
   if exp.val is not None:
-    best = checkpoints.best_step()
-    val_metrics = checkpoints.metrics(best)
-    if best != step:
-      state, _ = checkpoints.restore(best, abstract_like(exp.abstract_state,
-                                                         exp.state_shardings))
-      step = best
-  test_metrics = evaluate(exp, state, exp.test)
-  writer.write_scalars(step, {f"test/{k}": v for k, v in test_metrics.items()})
-  result = {"step": step, "val": val_metrics, "test": test_metrics}
-  writer.write_json(f"eval/step_{step}.json", result)
-  logging.info("Test metrics of step %d: %s", step, test_metrics)
+    metrics = evaluate(exp, state, exp.val)
+    writer.write_scalars(step, {f"val/{k}": v for k, v in metrics.items()})
+    return metrics
+  metrics = evaluate(exp, state, exp.test)
+  writer.write_scalars(step, {f"test/{k}": v for k, v in metrics.items()})
+  writer.write_json(f"eval/step_{step}.json", {"step": step, "val": None, "test": metrics})
+  return metrics
+
+
+def _test_history(workdir: Path) -> dict[int, dict]:
+  """Test metrics by step from the run's ``eval/step_<N>.json`` files."""
+  history = {}
+  for path in (workdir / "eval").glob("step_*.json"):
+    record = json.loads(path.read_text())
+    if record.get("test"):
+      history[int(record["step"])] = record["test"]
+  return history
+
+
+def _final_evaluation(exp, checkpoints, state, writer) -> dict[str, Any]:
+  """The run's report, by ``eval.protocol``.
+
+  paper: the final test metrics, and the best test metrics over training with their step
+    (the checkpoint chosen on test: the field's practice, optimistic).
+  validated: the test metrics of the checkpoint chosen on validation classes, and of the
+    final state.
+  Both are written to ``eval/summary.json`` and, as ``final_test/*``, ``best_test/*`` or
+  ``selected_test/*`` scalars, to metrics.jsonl.
+  """
+  config = exp.config
+  step = int(jax.device_get(state.step))
+  selection = config.eval.selection_metric
+  history = _test_history(writer.workdir)
+  final = history.get(step) or evaluate(exp, state, exp.test)
+  result = {"protocol": config.eval.protocol, "step": step, "val": None, "test": final,
+            "selection_metric": selection}
+  if exp.val is None:
+    history[step] = final
+    best = max(sorted(history), key=lambda s: history[s][selection])
+    result["best_on_test"] = {"step": best, "test": history[best],
+                              "note": f"checkpoint chosen by test {selection} (optimistic)"}
+    scalars = {"final_test": final, "best_test": history[best]}
+  else:
+    chosen = checkpoints.best_step()
+    if chosen != step:
+      state, _ = checkpoints.restore(chosen, abstract_like(exp.abstract_state,
+                                                           exp.state_shardings))
+    selected = final if chosen == step else evaluate(exp, state, exp.test)
+    result.update(step=chosen, val=checkpoints.metrics(chosen), test=selected,
+                  final={"step": step, "test": final})
+    scalars = {"final_test": final, "selected_test": selected}
+  for prefix, metrics in scalars.items():
+    writer.write_scalars(step, {f"{prefix}/{k}": v for k, v in metrics.items()})
+  writer.write_json(f"eval/step_{result['step']}.json",
+                    {"step": result["step"], "val": result["val"], "test": result["test"]})
+  writer.write_json("eval/summary.json", result)
+  logging.info("Test metrics (%s protocol): %s", config.eval.protocol, result)
   return result
 
 

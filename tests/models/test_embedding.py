@@ -163,3 +163,18 @@ def test_configuration_errors_say_what_to_do():
     make_embedding_model("resnet50", 0)
   assert make_embedding_model("vit_s16", 384).pooling == "token"
   assert make_embedding_model("resnet50", 512).pooling == "avg"
+
+
+def test_head_initialisers_match_their_reference_code():
+  """kaiming_fan_out: torch's kaiming_normal_(mode='fan_out') on the (out, in) weight, i.e.
+  std sqrt(2 / out) (Proxy Anchor, HIST); orthogonal: orthonormal columns (Hyp-DML)."""
+  images = reference.random_images(2, 64)
+  kernels = {}
+  for scheme in ("kaiming_fan_out", "orthogonal"):
+    model = make_embedding_model("vit_tiny", embedding_dim=48, head_init=scheme)
+    kernels[scheme] = np.asarray(init(model, images)["params"]["head"]["kernel"])  # (64, 48)
+  assert np.std(kernels["kaiming_fan_out"]) == pytest.approx(np.sqrt(2 / 48), rel=0.1)
+  orthogonal = kernels["orthogonal"]
+  np.testing.assert_allclose(orthogonal.T @ orthogonal, np.eye(48), atol=1e-5)
+  with pytest.raises(ValueError, match="head_init='xavier'"):
+    make_embedding_model("vit_tiny", embedding_dim=8, head_init="xavier")

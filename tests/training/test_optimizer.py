@@ -91,3 +91,28 @@ def test_clipping_comes_before_adam(clip, manual):
 def test_bad_values_are_named(bad):
   with pytest.raises(ValueError, match=next(iter(bad))):
     make_optimizer(optim_config(**bad), trainable_tree(), total_steps=10, steps_per_epoch=1)
+
+
+def test_step_decays_fall_on_the_same_epoch_for_every_group_after_a_warmup():
+  """As torch's StepLR over all parameter groups: the backbone's warm-up does not shift its
+  decays (Proxy Anchor: warm-up 5 epochs, decay every 5)."""
+  optim = optim_config(learning_rate=1.0, warmup_epochs=5, schedule="step", step_epochs=(5, 10),
+                       step_gamma=0.5)
+  _, schedules = make_optimizer(optim, trainable_tree(), total_steps=60, steps_per_epoch=2)
+  assert float(schedules["backbone"](9)) == 0.0
+  for group in ("backbone", "head"):
+    assert float(schedules[group](10)) == pytest.approx(0.5), group
+    assert float(schedules[group](20)) == pytest.approx(0.25), group
+
+
+def test_frozen_parameters_never_move():
+  optim = optim_config(learning_rate=0.1, warmup_epochs=0, weight_decay=0.1,
+                       frozen="model/backbone/conv")
+  params = trainable_tree()
+  optimizer, _ = make_optimizer(optim, params, total_steps=10, steps_per_epoch=1)
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = optimizer.update(grads, optimizer.init(params), params)
+  moved = optax.apply_updates(params, updates)
+  np.testing.assert_array_equal(moved["model"]["backbone"]["conv"]["kernel"],
+                                params["model"]["backbone"]["conv"]["kernel"])
+  assert not np.allclose(moved["model"]["head"]["kernel"], params["model"]["head"]["kernel"])

@@ -39,6 +39,7 @@ def tiny_config(root, **overrides):
   config = default_config.get_config()
   config.data.name = "image_folder"
   config.data.root = str(root)
+  config.eval.protocol = "validated"
   config.data.val_classes = 2  # train: 4 classes, val: 2, test: 6
   config.data.classes_per_batch = 4
   config.data.images_per_class = 2
@@ -47,7 +48,7 @@ def tiny_config(root, **overrides):
   config.model.embedding_dim = 16
   config.model.dtype = "float32"
   config.model.frozen_bn = False
-  config.loss.proxies_per_class = 2
+  config.loss.pfml.proxies_per_class = 2
   config.optim.learning_rate = 1e-3
   # A large Adam epsilon: parameters whose gradient is pure rounding noise (e.g. the key bias
   # of attention, which softmax ignores) would otherwise move by +-lr on the noise's sign and
@@ -84,7 +85,7 @@ def assert_trees_close(a, b, tol=1e-5):
 def test_train_checkpoint_resume_and_eval(image_folder, tmp_path):
   config = tiny_config(image_folder, steps=4)
   result = trainer.train_and_evaluate(config, str(tmp_path))
-  assert set(result) == {"step", "val", "test"}
+  assert set(result) == {"protocol", "step", "val", "test", "selection_metric", "final"}
   assert 0.0 <= result["test"]["recall@1"] <= 1.0
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [l["step"] for l in lines if "loss" in l] == [2, 4]
@@ -132,7 +133,8 @@ def test_eight_devices_equal_one_and_restore_onto_another_mesh(image_folder, tmp
 
 def test_grain_input_mode_trains(image_folder, tmp_path):
   result = trainer.train_and_evaluate(
-      tiny_config(image_folder, steps=2, **{"data.input_mode": "grain", "data.val_classes": 0}),
+      tiny_config(image_folder, steps=2, **{"data.input_mode": "grain",
+                                            "eval.protocol": "paper"}),
       str(tmp_path))
   assert result["val"] is None and result["step"] == 2
 
@@ -154,7 +156,7 @@ def test_bad_config_value_is_named(image_folder, tmp_path):
   # A bad loss hyperparameter fails before any data is read (this root does not exist).
   with pytest.raises(ValueError, match="delta_att must be a finite number > 0"):
     trainer.train_and_evaluate(tiny_config(tmp_path / "missing", **{
-        "loss.hparams.delta_att": -0.2}), str(tmp_path))
+        "loss.pfml.delta_att": -0.2}), str(tmp_path))
   assert not (tmp_path / "checkpoints").exists()
 
 
