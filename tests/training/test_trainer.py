@@ -107,6 +107,42 @@ def test_train_checkpoint_resume_and_eval(image_folder, tmp_path):
   assert json.loads((tmp_path / "eval" / f"step_{resumed['step']}.json").read_text())
 
 
+def test_paper_protocol_reports_final_and_best_on_test(image_folder, tmp_path):
+  """All training classes train; test every epoch (36 images, batch 8: steps 5 and 6, the
+  end); both numbers labelled."""
+  config = tiny_config(image_folder, **{"eval.protocol": "paper"})
+  assert trainer.build(config).train.num_classes == 6  # validated: 4 (2 held out)
+  result = trainer.train_and_evaluate(config, str(tmp_path))
+  history = {s: json.loads((tmp_path / "eval" / f"step_{s}.json").read_text())["test"]
+             for s in (5, 6)}
+  assert result["protocol"] == "paper" and result["val"] is None and result["step"] == 6
+  assert result["test"] == history[6]
+  best = result["best_on_test"]
+  assert best["test"]["recall@1"] == max(h["recall@1"] for h in history.values())
+  assert history[best["step"]] == best["test"] and "optimistic" in best["note"]
+  summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+  assert summary["best_on_test"]["step"] == best["step"]
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [l["step"] for l in lines if "test/recall@1" in l] == [5, 6]
+  final = [l for l in lines if "best_test/recall@1" in l]
+  assert final[0]["best_test/recall@1"] == best["test"]["recall@1"]
+
+
+def test_validation_classes_do_not_depend_on_the_seed(image_folder):
+  val_classes = [tuple(sorted(set(trainer.read_splits(tiny_config(image_folder, seed=seed))[1]
+                                  .class_names)))
+                 for seed in (0, 1)]
+  assert val_classes[0] == val_classes[1]
+  moved = trainer.read_splits(tiny_config(image_folder, **{"data.split_seed": 3}))[1]
+  assert len(moved.class_names) == 2
+
+
+def test_naming_a_baseline_gives_its_own_proxies(image_folder):
+  exp = trainer.build(tiny_config(image_folder, **{"loss.name": "proxy_anchor"}))
+  assert exp.loss.proxies_per_class == 1 and exp.loss.hparams == {"alpha": 32.0, "margin": 0.1}
+  assert exp.abstract_state.trainable["proxies"].shape == (4, 16)
+
+
 def test_resumed_run_matches_uninterrupted(image_folder, tmp_path):
   straight = tmp_path / "straight"
   trainer.train_and_evaluate(tiny_config(image_folder), str(straight))
