@@ -306,7 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config, train_images=len(exp.train), train_classes=exp.train.num_classes,
         steps_per_epoch=exp.steps_per_epoch, total_steps=exp.total_steps))
     if exp.train.label_noise is not None:
-      writer.write_json("label_noise.json", dataclasses.asdict(exp.train.label_noise))
+      writer.write_json("label_noise.json", exp.train.label_noise.to_json())
     logging.info("config:\n%s", config)
 
     state = _resume_or_init(exp, checkpoints)

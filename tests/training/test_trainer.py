@@ -128,6 +128,20 @@ def test_paper_protocol_reports_final_and_best_on_test(image_folder, tmp_path):
   assert final[0]["best_test/recall@1"] == best["test"]["recall@1"]
 
 
+def test_label_noise_record_lists_every_changed_label(image_folder, tmp_path):
+  """label_noise.json holds the full lists (not NumPy's abbreviated str), so the corruption
+  of a noise-study run can be audited and replayed."""
+  config = tiny_config(image_folder, steps=1, **{"data.label_noise": 0.5})
+  trainer.train_and_evaluate(config, str(tmp_path))
+  record = json.loads((tmp_path / "label_noise.json").read_text())
+  clean = trainer.read_splits(tiny_config(image_folder))[0].labels
+  noisy = trainer.read_splits(config)[0].labels
+  changed = np.flatnonzero(clean != noisy)
+  assert record["indices"] == changed.tolist() and len(changed) > 0
+  assert record["original"] == clean[changed].tolist()
+  assert record["noisy"] == noisy[changed].tolist()
+
+
 def test_validation_classes_do_not_depend_on_the_seed(image_folder):
   val_classes = [tuple(sorted(set(trainer.read_splits(tiny_config(image_folder, seed=seed))[1]
                                   .class_names)))
