@@ -59,6 +59,7 @@ class Experiment:
   state_shardings: Any
   abstract_state: Any
   init: Any  # rng -> TrainState, jitted with sharded outputs
+  embed: Any  # (variables, images) -> embeddings, jitted once for every evaluation
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,9 +149,17 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
 
   abstract_state = jax.eval_shape(init, jax.random.key(0))
   state_shardings = _state_shardings(abstract_state, mesh, config.mesh.shard_proxies)
+
+  def embed_images(variables, images):
+    return model.apply(variables, images, train=False)
+
+  batch_sharding = jax.NamedSharding(mesh, P("data"))
+  embed = jax.jit(embed_images, out_shardings=batch_sharding,
+                  in_shardings=(_replicated_like(abstract_state.variables(), mesh),
+                                batch_sharding))
   return Experiment(config, mesh, train, val, test, model, loss, image_size, proxy_labels,
                     optimizer, schedules, steps_per_epoch, total_steps, state_shardings,
-                    abstract_state, jax.jit(init, out_shardings=state_shardings))
+                    abstract_state, jax.jit(init, out_shardings=state_shardings), embed)
 
 
 def _loss_arguments(config):
@@ -193,9 +202,6 @@ def evaluate(exp: Experiment, state: TrainState, split, *, ks=None) -> dict[str,
   spec = BACKBONES[config.model.backbone]
   batch_size = _multiple(config.eval.batch_size, exp.mesh.size)
   batch_sharding = jax.NamedSharding(exp.mesh, P("data"))
-  embed = jax.jit(lambda variables, images: exp.model.apply(variables, images, train=False),
-                  in_shardings=(_replicated_like(state.variables(), exp.mesh), batch_sharding),
-                  out_shardings=batch_sharding)
   variables = state.variables()
   batches = data_lib.eval_batches(
       split, batch_size=batch_size, image_size=spec.image_size,
@@ -203,7 +209,7 @@ def evaluate(exp: Experiment, state: TrainState, split, *, ks=None) -> dict[str,
       interpolation=spec.interpolation, process_index=jax.process_index(),
       process_count=jax.process_count(), workers=config.data.workers)
   embeddings, labels = evaluation.extract_embeddings(
-      lambda images: embed(variables, _global_array(images, batch_sharding)), batches,
+      lambda images: exp.embed(variables, _global_array(images, batch_sharding)), batches,
       progress=jax.process_index() == 0)
   return evaluation.retrieval_metrics(embeddings, labels, tuple(ks or config.eval.ks),
                                       backend=config.eval.backend, nmi=config.eval.nmi)

@@ -1,6 +1,7 @@
 """Whole runs on CPU: train -> checkpoint -> resume -> eval, meshes, processes, preemption."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -140,6 +141,25 @@ def test_label_noise_record_lists_every_changed_label(image_folder, tmp_path):
   assert record["indices"] == changed.tolist() and len(changed) > 0
   assert record["original"] == clean[changed].tolist()
   assert record["noisy"] == noisy[changed].tolist()
+
+
+def test_evaluation_compiles_the_embedding_once(image_folder):
+  """A second and third evaluation (as every eval.every_epochs in training) compile nothing."""
+  exp = trainer.build(tiny_config(image_folder))
+  state = exp.init(jax.random.key(0))
+  trainer.evaluate(exp, state, exp.val)
+  records = []
+  handler = logging.Handler()
+  handler.emit = records.append
+  logging.getLogger("jax").addHandler(handler)
+  try:
+    with jax.log_compiles():
+      for _ in range(2):
+        trainer.evaluate(exp, state, exp.val)
+  finally:
+    logging.getLogger("jax").removeHandler(handler)
+  compiles = [r.getMessage() for r in records if "Compiling" in r.getMessage()]
+  assert not compiles, compiles
 
 
 def test_validation_classes_do_not_depend_on_the_seed(image_folder):
