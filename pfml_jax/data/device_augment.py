@@ -6,7 +6,8 @@ cached images and resamples each crop box (fractions of the original image, from
 ``crops.crop_boxes``) to out_size x out_size the way PIL resizes the cropped box (what
 torchvision's RandomResizedCrop and the grain mode do): a separable, antialiased
 bilinear/bicubic filter whose taps cover only the box's pixels, as two float32 matrix
-products per image, then mirrors the flipped ones.
+products per image (horizontal, then vertical, each rounded to 8 bits as PIL), then mirrors
+the flipped ones.
 """
 
 import functools
@@ -109,6 +110,10 @@ def _resample_weights(start: jax.Array, length: jax.Array, size: jax.Array, canv
   return weights / jnp.sum(weights, axis=1, keepdims=True)
 
 
+def _to_levels(x: jax.Array) -> jax.Array:
+  return jnp.clip(jnp.floor(x + 0.5), 0, 255)
+
+
 def _crop_one(image: jax.Array, box: jax.Array, flip: jax.Array, size: jax.Array,
               out_size: int, interpolation: str) -> jax.Array:
   canvas = image.shape[0]
@@ -117,10 +122,12 @@ def _crop_one(image: jax.Array, box: jax.Array, flip: jax.Array, size: jax.Array
                               interpolation=interpolation)
   rows = weights(box[0] * size[0], box[2] * size[0], size[0])
   cols = weights(box[1] * size[1], box[3] * size[1], size[1])
-  out = jnp.einsum("or,rcx,pc->opx", rows, image.astype(jnp.float32), cols,
-                   precision=jax.lax.Precision.HIGHEST)
+  # Horizontal pass, then vertical, each rounded half up and clipped to 0..255, as PIL does.
+  wide = _to_levels(jnp.einsum("rcx,pc->rpx", image.astype(jnp.float32), cols,
+                               precision=jax.lax.Precision.HIGHEST))
+  out = _to_levels(jnp.einsum("or,rpx->opx", rows, wide, precision=jax.lax.Precision.HIGHEST))
   out = jnp.where(flip, out[:, ::-1], out)
-  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8)
+  return out.astype(jnp.uint8)
 
 
 def augment_on_device(cache: jax.Array, indices: jax.Array, boxes: jax.Array,
