@@ -9,7 +9,9 @@ canvas is never read by a crop (see ``device_augment.py``).
 
 On disk the copy is a memory-mapped ``.npy`` (plus ``.sizes.npy``) in ``cache_dir``, by
 default ``<split.root>/.pfml_cache``; its file name carries a digest of the split's image list,
-the format, R and the filter, so a present file with that name and the right shape is reused.
+the format, the requested size and the filter, so a present file with that name and the
+shape its sizes file implies is reused (without decoding); building it decodes every image
+twice, once for the sizes (R depends on the largest) and once into the canvas.
 Splits without a root (the shipped demo set) are cached in memory.
 """
 
@@ -41,6 +43,7 @@ class ImageCache:
 
 
 def cache_name(split: Split, size: int, interpolation: str) -> str:
+  """The cache's file name for a requested ``size`` (0: original sizes)."""
   digest = hashlib.sha256("\n".join(
       [str(CACHE_FORMAT), split.dataset, split.split, str(size), interpolation, *split.keys]
   ).encode()).hexdigest()[:16]
@@ -65,6 +68,15 @@ def _original_sizes(split: Split, workers: int) -> np.ndarray:
     return np.array(list(pool.map(size, range(len(split)))), np.int32).reshape(-1, 2)
 
 
+def _side(size: int | None, longest: int) -> int:
+  """The canvas side R for a requested ``size`` and the split's largest original side."""
+  return min(size, longest) if size else longest
+
+
+def _canvas_side(split: Split, size: int | None, workers: int) -> int:
+  return _side(size, int(_original_sizes(split, workers).max()) if len(split) else 1)
+
+
 def _fill(split: Split, images: np.ndarray, interpolation: str, workers: int) -> np.ndarray:
   """Decodes every image into the top left of its canvas in ``images``; returns (N, 4)
   original heights, widths, cached heights, widths."""
@@ -86,13 +98,16 @@ def _fill(split: Split, images: np.ndarray, interpolation: str, workers: int) ->
   return sizes
 
 
-def _valid(path: str, count: int, size: int) -> bool:
+def _valid(path: str, count: int, size: int | None) -> bool:
   try:
     images = np.load(path + ".npy", mmap_mode="r")
     sizes = np.load(path + ".sizes.npy")
   except (OSError, ValueError):
     return False
-  return images.shape == (count, size, size, 3) and sizes.shape == (count, 4)
+  if sizes.shape != (count, 4) or not count:
+    return False
+  side = _side(size, int(sizes[:, :2].max()))
+  return images.shape == (count, side, side, 3)
 
 
 def build_image_cache(split: Split, size: int | None, interpolation: str = "bicubic",
@@ -112,32 +127,32 @@ def build_image_cache(split: Split, size: int | None, interpolation: str = "bicu
     raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
   if cache_dir is None:
     cache_dir = os.path.join(split.root, ".pfml_cache") if split.root else ""
-  longest = int(_original_sizes(split, workers).max()) if len(split) else 1
-  size = min(size, longest) if size else longest
-  path = os.path.join(cache_dir, cache_name(split, size, interpolation)) if cache_dir else ""
+  path = cache_name(split, size or 0, interpolation)
+  path = os.path.join(cache_dir, path) if cache_dir else ""
   if path and not _valid(path, len(split), size):
     try:
-      _write(split, path, size, interpolation, workers)
+      _write(split, path, _canvas_side(split, size, workers), interpolation, workers)
     except OSError as error:
       logger.warning("cannot write the image cache in %s (%s): keeping it in memory",
                      cache_dir, error)
       path = ""
   if not path:
-    images = np.zeros((len(split), size, size, 3), np.uint8)
+    side = _canvas_side(split, size, workers)
+    images = np.zeros((len(split), side, side, 3), np.uint8)
     sizes = _fill(split, images, interpolation, workers)
     return ImageCache(images, *sizes.T)
   sizes = np.load(path + ".sizes.npy")
   return ImageCache(np.load(path + ".npy", mmap_mode="r"), *sizes.T, path)
 
 
-def _write(split: Split, path: str, size: int, interpolation: str, workers: int) -> None:
+def _write(split: Split, path: str, side: int, interpolation: str, workers: int) -> None:
   """Decodes the split into ``path``.npy / .sizes.npy (4 columns, see ``_fill``); the images
   file appears last."""
   logger.info("decoding %d images once into %s.npy", len(split), path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   temporary = f"{path}.{os.getpid()}.tmp"
   images = np.lib.format.open_memmap(temporary + ".npy", mode="w+", dtype=np.uint8,
-                                     shape=(len(split), size, size, 3))
+                                     shape=(len(split), side, side, 3))
   sizes = _fill(split, images, interpolation, workers)
   images.flush()
   del images

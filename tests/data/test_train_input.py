@@ -299,3 +299,16 @@ def test_canvas_padding_never_reaches_a_crop(interpolation):
   for crop, index, box, flip in zip(crops[0], indices, pixel_boxes, flips):
     reference = torchvision_crop(originals[index], *box, flip, interpolation)
     assert np.abs(crop.astype(int) - reference).max() <= 2
+
+
+def test_a_valid_cache_file_is_reused_without_decoding(coordinate_split, tmp_path,
+                                                       monkeypatch):
+  first = build_image_cache(coordinate_split, 48, "bilinear", str(tmp_path))
+  expected = np.array(first.images)
+  # None: every image at its original size, R = the largest original side (120 x 40).
+  assert build_image_cache(coordinate_split, None, "bilinear", "").images.shape[1:] == (120, 120, 3)
+  monkeypatch.setattr(type(coordinate_split.images), "image",
+                      lambda self, index: pytest.fail("decoded an image"))
+  again = build_image_cache(coordinate_split, 48, "bilinear", str(tmp_path))
+  assert again.path == first.path
+  np.testing.assert_array_equal(again.images, expected)
