@@ -79,7 +79,8 @@ def main() -> None:
   parser.add_argument("--batch_size", type=int, default=128)
   parser.add_argument("--per_class", type=int, default=4, help="K images per class")
   parser.add_argument("--image_size", type=int, default=224)
-  parser.add_argument("--cache_size", type=int, default=0, help="0: round(8/7 image_size)")
+  parser.add_argument("--cache_size", type=int, default=512,
+                      help="longest cached side, 0: original sizes (config.data.cache_size)")
   parser.add_argument("--cache_dir", default="", help="default: next to the data")
   parser.add_argument("--scale_min", type=float, default=0.08)
   parser.add_argument("--interpolation", default="bilinear")

@@ -41,6 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.sampler = "class_balanced"
   config.data.input_mode = "cached"  # cached (decode once, crop on device) | grain (workers)
   config.data.workers = 8  # grain decoding processes per host
+  # Longest side of the cached copy; images up to this size are kept at their original pixels
+  # (CUB's <= 500 px originals all are); 0 = every image at its original size [our choice:
+  # memory, see docs/data.md].
+  config.data.cache_size = 512
   config.data.crop_scale = (0.08, 1.0)  # RandomResizedCrop area range [torchvision default]
   config.data.crop_ratio = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range
   config.data.label_noise = 0.0  # probability of replacing a training label [paper noise study: 0.2]

@@ -5,7 +5,8 @@ fraction ~ U(scale) and a log aspect ratio ~ U(log ratio), rounded to whole pixe
 ORIGINAL image, the first one that fits wins, else a centre crop with the ratio clamped. The
 random numbers of a global batch come from (seed, step) alone and are drawn before any image
 is seen, so the grain mode (which turns them into boxes after decoding) and the cached mode
-(which uses the cached original sizes) crop exactly the same regions, and every process of a
+(which uses the cached original sizes) crop exactly the same regions, resampled alike
+(crop, then antialiased resize, as torchvision), and every process of a
 multi-host run draws the same numbers and keeps its own rows.
 """
 
@@ -15,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 ATTEMPTS = 10
-# Config string -> (PIL filter, jax.image method). Both are antialiased when downscaling.
-INTERPOLATIONS = {"bilinear": (Image.BILINEAR, "linear"), "bicubic": (Image.BICUBIC, "cubic")}
+# Config string -> PIL filter (antialiased when downscaling, as torchvision's on PIL images).
+INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,9 +89,12 @@ def crop_boxes(variates: CropVariates, heights: np.ndarray, widths: np.ndarray,
 
 def crop_resize_flip(image: Image.Image, top: int, left: int, height: int, width: int,
                      flip: bool, out_size: int, interpolation: str) -> np.ndarray:
-  """One crop resized to (out_size, out_size) (antialiased) and optionally mirrored."""
-  resample = INTERPOLATIONS[interpolation][0]
-  resized = image.resize((out_size, out_size), resample,
-                         box=(left, top, left + width, top + height))
+  """One crop resized to (out_size, out_size) (antialiased) and optionally mirrored.
+
+  Crop, then resize, as torchvision's ``resized_crop`` on a PIL image: the filter reads only
+  the box's pixels (``resize(box=...)`` would read its neighbours too).
+  """
+  resized = image.crop((left, top, left + width, top + height)).resize(
+      (out_size, out_size), INTERPOLATIONS[interpolation])
   pixels = np.asarray(resized, dtype=np.uint8)
   return pixels[:, ::-1] if flip else pixels

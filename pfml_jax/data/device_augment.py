@@ -3,8 +3,11 @@
 ``place_cache`` puts the (N, R, R, 3) uint8 cache on the devices, replicated or split along a
 mesh axis. ``augment_on_device`` (jit-able, call it inside the train step) gathers a batch's
 cached images and resamples each crop box (fractions of the original image, from
-``crops.crop_boxes``) to out_size x out_size with an antialiased bilinear/bicubic filter, like
-PIL's ``resize(box=...)`` in the grain mode, then mirrors the flipped ones.
+``crops.crop_boxes``) to out_size x out_size the way PIL resizes the cropped box (what
+torchvision's RandomResizedCrop and the grain mode do): a separable, antialiased
+bilinear/bicubic filter whose taps cover only the box's pixels, as two float32 matrix
+products per image (horizontal, then vertical, each rounded to 8 bits as PIL), then mirrors
+the flipped ones.
 """
 
 import functools
@@ -66,22 +69,70 @@ def _gather_sharded(cache: jax.Array, indices: jax.Array, mesh: jax.sharding.Mes
                        out_specs=jax.P(axis))(cache, indices)
 
 
-def _crop_one(image: jax.Array, box: jax.Array, flip: jax.Array, out_size: int,
-              method: str) -> jax.Array:
-  rows, cols = image.shape[0], image.shape[1]
-  top, left = box[0] * rows, box[1] * cols
-  height, width = box[2] * rows, box[3] * cols
-  scale = jnp.stack([out_size / height, out_size / width])
-  translation = -jnp.stack([top, left]) * scale
-  out = jax.image.scale_and_translate(image.astype(jnp.float32), (out_size, out_size, 3),
-                                      (0, 1), scale, translation, method=method,
-                                      antialias=True)
+def _triangle(x: jax.Array) -> jax.Array:
+  return jnp.maximum(1 - jnp.abs(x), 0)
+
+
+def _keys_cubic(x: jax.Array, a: float = -0.5) -> jax.Array:
+  x = jnp.abs(x)
+  near = ((a + 2) * x - (a + 3)) * x * x + 1
+  far = (((x - 5) * x + 8) * x - 4) * a
+  return jnp.where(x < 1, near, jnp.where(x < 2, far, 0))
+
+
+# PIL's bilinear (support 1) and bicubic (support 2) filters; both are 0 beyond their support.
+_KERNELS = {"bilinear": _triangle, "bicubic": _keys_cubic}
+
+
+def _snap(x: jax.Array) -> jax.Array:
+  """Whole pixel coordinates that float32 fractions x sizes missed by rounding."""
+  nearest = jnp.round(x)
+  return jnp.where(jnp.abs(x - nearest) < 1e-3, nearest, x)
+
+
+def _resample_weights(start: jax.Array, length: jax.Array, size: jax.Array, canvas: int,
+                      out_size: int, interpolation: str) -> jax.Array:
+  """(out_size, canvas) weights of PIL's resample of [start, start + length) along one axis.
+
+  Output o is centred at start + (o + 0.5) * scale, scale = length / out_size; input pixel j
+  weighs K((j + 0.5 - centre) / max(scale, 1)), for the pixels the box covers (and the image,
+  never the canvas padding) only, normalised to sum 1.
+  """
+  kernel = _KERNELS[interpolation]
+  start, stop = _snap(start), _snap(start + length)
+  scale = (stop - start) / out_size
+  filterscale = jnp.maximum(scale, 1.0)
+  centre = start + (jnp.arange(out_size, dtype=jnp.float32) + 0.5) * scale
+  pixels = jnp.arange(canvas, dtype=jnp.float32)
+  inside = (pixels >= jnp.floor(start)) & (pixels < jnp.ceil(stop)) & (pixels < size)
+  weights = kernel((pixels[None, :] + 0.5 - centre[:, None]) / filterscale)
+  weights = jnp.where(inside[None, :], weights, 0.0)
+  return weights / jnp.sum(weights, axis=1, keepdims=True)
+
+
+def _to_levels(x: jax.Array) -> jax.Array:
+  return jnp.clip(jnp.floor(x + 0.5), 0, 255)
+
+
+def _crop_one(image: jax.Array, box: jax.Array, flip: jax.Array, size: jax.Array,
+              out_size: int, interpolation: str) -> jax.Array:
+  canvas = image.shape[0]
+  size = size.astype(jnp.float32)
+  weights = functools.partial(_resample_weights, canvas=canvas, out_size=out_size,
+                              interpolation=interpolation)
+  rows = weights(box[0] * size[0], box[2] * size[0], size[0])
+  cols = weights(box[1] * size[1], box[3] * size[1], size[1])
+  # Horizontal pass, then vertical, each rounded half up and clipped to 0..255, as PIL does.
+  wide = _to_levels(jnp.einsum("rcx,pc->rpx", image.astype(jnp.float32), cols,
+                               precision=jax.lax.Precision.HIGHEST))
+  out = _to_levels(jnp.einsum("or,rpx->opx", rows, wide, precision=jax.lax.Precision.HIGHEST))
   out = jnp.where(flip, out[:, ::-1], out)
-  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8)
+  return out.astype(jnp.uint8)
 
 
 def augment_on_device(cache: jax.Array, indices: jax.Array, boxes: jax.Array,
-                      flips: jax.Array, *, out_size: int, interpolation: str = "bilinear",
+                      flips: jax.Array, sizes: jax.Array | None = None, *, out_size: int,
+                      interpolation: str = "bilinear",
                       mesh: jax.sharding.Mesh | None = None,
                       cache_axis: str | None = None) -> jax.Array:
   """Random-resized crops of cached images, on the accelerator.
@@ -91,6 +142,8 @@ def augment_on_device(cache: jax.Array, indices: jax.Array, boxes: jax.Array,
     indices: (B,) int32 rows of the batch's images.
     boxes: (B, 4) float32 crop (top, left, height, width) as fractions of the image.
     flips: (B,) bool, mirror the crop horizontally.
+    sizes: (B, 2) int32 cached (height, width) of each image at the top left of its canvas
+      (``ImageCache.cached_heights`` / ``cached_widths``); None: images fill the canvas.
     out_size: output side S.
     interpolation: "bilinear" or "bicubic" (antialiased when shrinking).
     mesh, cache_axis: give both when the cache is split along ``cache_axis`` (the batch must
@@ -102,5 +155,9 @@ def augment_on_device(cache: jax.Array, indices: jax.Array, boxes: jax.Array,
     images = jnp.take(cache, indices, axis=0)
   else:
     images = _gather_sharded(cache, indices, mesh, cache_axis)
-  crop = functools.partial(_crop_one, out_size=out_size, method=INTERPOLATIONS[interpolation][1])
-  return jax.vmap(crop)(images, boxes, flips)
+  if interpolation not in INTERPOLATIONS:
+    raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
+  if sizes is None:
+    sizes = jnp.full_like(boxes[:, :2], cache.shape[1], dtype=jnp.int32)  # sharded as boxes
+  crop = functools.partial(_crop_one, out_size=out_size, interpolation=interpolation)
+  return jax.vmap(crop)(images, boxes, flips, sizes)

@@ -30,7 +30,7 @@ def resize_center_crop(image: Image.Image, resize_size: int, image_size: int,
   left = int(round((new_width - image_size) / 2.0))
   sx, sy = width / new_width, height / new_height
   box = (left * sx, top * sy, (left + image_size) * sx, (top + image_size) * sy)
-  resized = image.resize((image_size, image_size), INTERPOLATIONS[interpolation][0], box=box)
+  resized = image.resize((image_size, image_size), INTERPOLATIONS[interpolation], box=box)
   return np.asarray(resized, dtype=np.uint8)
 
 

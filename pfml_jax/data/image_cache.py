@@ -1,14 +1,17 @@
 """The decoded-once copy of a split used by the cached input mode.
 
-Every image is decoded once and resized (squashed, antialiased) to ``size`` x ``size`` uint8
-RGB; its original height and width are kept. A crop defined on the original image as
-fractions of its height and width covers the same content in the squashed copy, so crops keep
-the original aspect ratio and area distribution (see ``crops.py``); only detail finer than the
-cached resolution is lost.
+Every image is decoded once into the top-left corner of an R x R uint8 RGB canvas, R =
+min(``size``, the split's largest original side) (``size`` None: the largest side). Its aspect
+ratio is kept: an image whose longer side exceeds R is downscaled (antialiased, the given
+filter) to a longer side of R, every other image is stored at its original pixels, losslessly.
+The original and the cached (height, width) of each image are kept; the zero padding of the
+canvas is never read by a crop (see ``device_augment.py``).
 
 On disk the copy is a memory-mapped ``.npy`` (plus ``.sizes.npy``) in ``cache_dir``, by
 default ``<split.root>/.pfml_cache``; its file name carries a digest of the split's image list,
-the size and the filter, so a present file with that name and the right shape is reused.
+the format, the requested size and the filter, so a present file with that name and the
+shape its sizes file implies is reused (without decoding); building it decodes every image
+twice, once for the sizes (R depends on the largest) and once into the canvas.
 Splits without a root (the shipped demo set) are cached in memory.
 """
 
@@ -24,67 +27,98 @@ from pfml_jax.data.crops import INTERPOLATIONS
 from pfml_jax.data.split import Split
 
 logger = logging.getLogger(__name__)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 1: images squashed to size x size
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageCache:
-  """(N, size, size, 3) uint8 images and each image's original (height, width)."""
+  """(N, R, R, 3) uint8 canvases, each image's original and cached (height, width)."""
 
   images: np.ndarray
   heights: np.ndarray
   widths: np.ndarray
+  cached_heights: np.ndarray
+  cached_widths: np.ndarray
   path: str | None = None
 
 
 def cache_name(split: Split, size: int, interpolation: str) -> str:
+  """The cache's file name for a requested ``size`` (0: original sizes)."""
   digest = hashlib.sha256("\n".join(
       [str(CACHE_FORMAT), split.dataset, split.split, str(size), interpolation, *split.keys]
   ).encode()).hexdigest()[:16]
   return f"{split.dataset}-{split.split}-{size}px-{interpolation}-{digest}"
 
 
-def _load_resized(split: Split, index: int, size: int, resample: int
-                  ) -> tuple[np.ndarray, int, int]:
-  image = split.images.image(index)
-  width, height = image.size
-  if image.size != (size, size):
-    image = image.resize((size, size), resample)
-  return np.asarray(image, dtype=np.uint8), height, width
+def cached_size(height: int, width: int, side: int) -> tuple[int, int]:
+  """(height, width) of an image in a cache of side ``side``: aspect kept, longer side <= side."""
+  longer = max(height, width)
+  if longer <= side:
+    return height, width
+  return max(1, round(height * side / longer)), max(1, round(width * side / longer))
 
 
-def _fill(split: Split, images: np.ndarray, size: int, interpolation: str,
-          workers: int) -> np.ndarray:
-  """Decodes every image into ``images``; returns (N, 2) original heights and widths."""
-  resample = INTERPOLATIONS[interpolation][0]
-  sizes = np.zeros((len(split), 2), np.int32)
+def _original_sizes(split: Split, workers: int) -> np.ndarray:
+  """(N, 2) original heights and widths (a first decoding pass)."""
+  def size(index: int) -> tuple[int, int]:
+    width, height = split.images.image(index).size
+    return height, width
+
+  with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+    return np.array(list(pool.map(size, range(len(split)))), np.int32).reshape(-1, 2)
+
+
+def _side(size: int | None, longest: int) -> int:
+  """The canvas side R for a requested ``size`` and the split's largest original side."""
+  return min(size, longest) if size else longest
+
+
+def _canvas_side(split: Split, size: int | None, workers: int) -> int:
+  return _side(size, int(_original_sizes(split, workers).max()) if len(split) else 1)
+
+
+def _fill(split: Split, images: np.ndarray, interpolation: str, workers: int) -> np.ndarray:
+  """Decodes every image into the top left of its canvas in ``images``; returns (N, 4)
+  original heights, widths, cached heights, widths."""
+  resample = INTERPOLATIONS[interpolation]
+  side = images.shape[1]
+  sizes = np.zeros((len(split), 4), np.int32)
 
   def load(index: int) -> None:
-    images[index], sizes[index, 0], sizes[index, 1] = _load_resized(split, index, size,
-                                                                     resample)
+    image = split.images.image(index)
+    width, height = image.size
+    rows, cols = cached_size(height, width, side)
+    if (rows, cols) != (height, width):
+      image = image.resize((cols, rows), resample)
+    images[index, :rows, :cols] = np.asarray(image, dtype=np.uint8)
+    sizes[index] = height, width, rows, cols
 
   with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
     list(pool.map(load, range(len(split))))  # list(): raise the first decoding error here
   return sizes
 
 
-def _valid(path: str, count: int, size: int) -> bool:
+def _valid(path: str, count: int, size: int | None) -> bool:
   try:
     images = np.load(path + ".npy", mmap_mode="r")
     sizes = np.load(path + ".sizes.npy")
   except (OSError, ValueError):
     return False
-  return images.shape == (count, size, size, 3) and sizes.shape == (count, 2)
+  if sizes.shape != (count, 4) or not count:
+    return False
+  side = _side(size, int(sizes[:, :2].max()))
+  return images.shape == (count, side, side, 3)
 
 
-def build_image_cache(split: Split, size: int, interpolation: str = "bicubic",
+def build_image_cache(split: Split, size: int | None, interpolation: str = "bicubic",
                       cache_dir: str | None = None, workers: int = 8) -> ImageCache:
-  """The split decoded at ``size`` x ``size``: loaded from disk when valid, else built.
+  """The split decoded once (see the module docstring): loaded from disk when valid, else built.
 
   Args:
     split: the split to cache.
-    size: side of the cached square images.
-    interpolation: "bilinear" or "bicubic" filter of the one-time resize.
+    size: longest cached side; images up to it keep their original pixels. None: every image
+      at its original size. The canvas side R is min(size, the largest original side).
+    interpolation: "bilinear" or "bicubic" filter of the one-time downscale.
     cache_dir: folder for the memory-mapped file; default ``<split.root>/.pfml_cache``;
       "" keeps the cache in memory only.
     workers: decoding threads.
@@ -93,30 +127,33 @@ def build_image_cache(split: Split, size: int, interpolation: str = "bicubic",
     raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
   if cache_dir is None:
     cache_dir = os.path.join(split.root, ".pfml_cache") if split.root else ""
-  path = os.path.join(cache_dir, cache_name(split, size, interpolation)) if cache_dir else ""
+  path = cache_name(split, size or 0, interpolation)
+  path = os.path.join(cache_dir, path) if cache_dir else ""
   if path and not _valid(path, len(split), size):
     try:
-      _write(split, path, size, interpolation, workers)
+      _write(split, path, _canvas_side(split, size, workers), interpolation, workers)
     except OSError as error:
       logger.warning("cannot write the image cache in %s (%s): keeping it in memory",
                      cache_dir, error)
       path = ""
   if not path:
-    images = np.zeros((len(split), size, size, 3), np.uint8)
-    sizes = _fill(split, images, size, interpolation, workers)
-    return ImageCache(images, sizes[:, 0], sizes[:, 1])
+    side = _canvas_side(split, size, workers)
+    images = np.zeros((len(split), side, side, 3), np.uint8)
+    sizes = _fill(split, images, interpolation, workers)
+    return ImageCache(images, *sizes.T)
   sizes = np.load(path + ".sizes.npy")
-  return ImageCache(np.load(path + ".npy", mmap_mode="r"), sizes[:, 0], sizes[:, 1], path)
+  return ImageCache(np.load(path + ".npy", mmap_mode="r"), *sizes.T, path)
 
 
-def _write(split: Split, path: str, size: int, interpolation: str, workers: int) -> None:
-  """Decodes the split into ``path``.npy / .sizes.npy; the images file appears last."""
+def _write(split: Split, path: str, side: int, interpolation: str, workers: int) -> None:
+  """Decodes the split into ``path``.npy / .sizes.npy (4 columns, see ``_fill``); the images
+  file appears last."""
   logger.info("decoding %d images once into %s.npy", len(split), path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   temporary = f"{path}.{os.getpid()}.tmp"
   images = np.lib.format.open_memmap(temporary + ".npy", mode="w+", dtype=np.uint8,
-                                     shape=(len(split), size, size, 3))
-  sizes = _fill(split, images, size, interpolation, workers)
+                                     shape=(len(split), side, side, 3))
+  sizes = _fill(split, images, interpolation, workers)
   images.flush()
   del images
   np.save(temporary + ".sizes.npy", sizes)

@@ -36,10 +36,6 @@ class ImageSource(Protocol):
 
   def subset(self, indices: np.ndarray) -> "ImageSource": ...
 
-  @property
-  def native_size(self) -> int | None:
-    """The side of every image when all are the same square size, else None."""
-
 
 def to_rgb(image: Image.Image) -> Image.Image:
   """The image as 8-bit RGB: grayscale, palette, CMYK, 16-bit and alpha modes converted."""
@@ -98,8 +94,6 @@ class FileImageSource:
   def subset(self, indices: np.ndarray) -> "FileImageSource":
     return FileImageSource(self.root, tuple(self.relative_paths[i] for i in indices))
 
-  native_size = None
-
 
 @dataclasses.dataclass(frozen=True)
 class ArrayImageSource:
@@ -123,10 +117,6 @@ class ArrayImageSource:
 
   def subset(self, indices: np.ndarray) -> "ArrayImageSource":
     return ArrayImageSource(self.pixels, self.indices[np.asarray(indices, dtype=np.int64)])
-
-  @property
-  def native_size(self) -> int | None:
-    return self.pixels.shape[1] if self.pixels.shape[1] == self.pixels.shape[2] else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +152,6 @@ class EncodedImageSource:
     indices = np.asarray(indices, dtype=np.int64)
     return EncodedImageSource(self.readers, self.field, self.locations[indices],
                               tuple(self.names[i] for i in indices))
-
-  native_size = None
 
 
 def _header_ok(source: ImageSource, index: int) -> bool:

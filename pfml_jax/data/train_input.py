@@ -6,8 +6,9 @@ given (seed, step) they select the same images and the same crop boxes and flips
 - ``grain``: worker processes (and threads) decode the images and crop them with PIL; each
   step yields ``{"images": uint8 (B_local, S, S, 3), "labels": int32 (B_local,)}``.
 - ``cached``: every image is decoded once into an ``ImageCache``; each step yields
-  ``{"indices": int32, "boxes": float32 (B_local, 4), "flips": bool, "labels": int32}`` and
-  the crops run on the accelerator inside the train step (``device_images``).
+  ``{"indices": int32, "boxes": float32 (B_local, 4), "flips": bool, "sizes": int32
+  (B_local, 2) cached heights and widths, "labels": int32}`` and the crops run on the
+  accelerator inside the train step (``device_images``), resampled as the grain mode's.
 
 One loop serves both::
 
@@ -117,8 +118,11 @@ class TrainInput:
     indices, variates = self.plan.indices_and_variates(step)
     heights, widths = self.cache.heights[indices], self.cache.widths[indices]
     boxes = crop_boxes(variates, heights, widths, self.plan.scale, self.plan.ratio)
+    sizes = np.stack([self.cache.cached_heights[indices], self.cache.cached_widths[indices]],
+                     axis=1).astype(np.int32)
     return {"indices": indices.astype(np.int32), "boxes": boxes.normalized(heights, widths),
-            "flips": boxes.flip, "labels": self.plan.labels[indices].astype(np.int32)}
+            "flips": boxes.flip, "sizes": sizes,
+            "labels": self.plan.labels[indices].astype(np.int32)}
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
     if self.mode == "cached":
@@ -139,7 +143,7 @@ class TrainInput:
     if self.mode != "cached":
       return batch["images"]
     return augment_on_device(device_data["cache"], batch["indices"], batch["boxes"],
-                             batch["flips"], out_size=self.plan.image_size,
+                             batch["flips"], batch["sizes"], out_size=self.plan.image_size,
                              interpolation=self.plan.interpolation, mesh=self.mesh,
                              cache_axis=self.cache_axis)
 
@@ -168,9 +172,9 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
     workers: grain mode: decoding processes (0: decode in this process's threads).
     threads: grain mode: decoding threads per process. The cached mode builds its cache with
       workers x threads threads.
-    cache_size: cached mode: side of the cached images; default: the images' own size when
-      they all share one square size (the demo set: 64), else round(8 / 7 * image_size) (256
-      for 224 crops).
+    cache_size: cached mode: longest side of the cached copy; images up to it are kept at
+      their original pixels, larger ones downscaled with their aspect kept (see
+      ``image_cache.py``). None: every image at its original size.
     cache_dir: cached mode: where the cache file lives (see ``image_cache.py``).
     mesh, cache_axis: cached mode: place the cache on this mesh, replicated (axis None) or
       split along ``cache_axis``.
@@ -190,8 +194,7 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
                                                  (process_index + 1) * local))
   cache = None
   if mode == "cached":
-    size = cache_size or split.images.native_size or round(image_size * 8 / 7)
     # The one-time decode uses the whole decoding budget, workers x threads, as threads.
-    cache = build_image_cache(split, size, interpolation, cache_dir,
+    cache = build_image_cache(split, cache_size, interpolation, cache_dir,
                               workers=max(workers, 1) * max(threads, 1))
   return TrainInput(plan, split, mode, start_step, workers, threads, cache, mesh, cache_axis)

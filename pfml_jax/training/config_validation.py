@@ -47,6 +47,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"the batch of {batch} must split evenly over {jax.process_count()} processes.")
   _require(data.input_mode in ("cached", "grain"), "data.input_mode",
            f"must be 'cached' or 'grain', got {data.input_mode!r}.")
+  _require(data.cache_size >= 0, "data.cache_size",
+           f"must be >= 0 (0 = original sizes), got {data.cache_size}.")
   _require(0.0 <= data.label_noise < 1.0, "data.label_noise",
            f"must be in [0, 1), got {data.label_noise}.")
   _require(data.val_classes >= 0, "data.val_classes", f"must be >= 0, got {data.val_classes}.")

@@ -266,7 +266,7 @@ def make_train_input(exp: Experiment, start_step: int):
       interpolation=BACKBONES[config.model.backbone].interpolation,
       mode=config.data.input_mode, seed=config.seed, start_step=start_step,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      workers=config.data.workers, mesh=exp.mesh)
+      workers=config.data.workers, cache_size=config.data.cache_size or None, mesh=exp.mesh)
 
 
 def compile_train_step(exp: Experiment, train_input):

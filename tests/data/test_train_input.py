@@ -191,3 +191,124 @@ def test_sharded_cache_gives_the_replicated_result(coordinate_split):
   # 21 rows on 8 devices: 3 padding rows, never read.
   np.testing.assert_array_equal(np.asarray(sharded), np.asarray(replicated))
   assert sharded.sharding.spec[0] == "data"
+
+
+def textured_image(width: int, height: int, seed: int) -> np.ndarray:
+  """Smooth colour blobs plus fine noise: detail at every scale, like a photograph."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
+  smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), np.int64)
+  return np.clip(smooth + rng.integers(-20, 21, smooth.shape), 0, 255).astype(np.uint8)
+
+
+def textured_split(root, sizes):
+  """An image_folder split of lossless PNG textured images of the given (width, height)s."""
+  for c in range(16):
+    os.makedirs(root / f"class{c:02d}")
+    for k in range(3):
+      width, height = sizes[(c + k) % len(sizes)]
+      Image.fromarray(textured_image(width, height, 3 * c + k)).save(root / f"class{c:02d}" / f"{k}.png")
+  return read_split("image_folder", str(root), "train")
+
+
+def torchvision_crop(image: np.ndarray, top: int, left: int, height: int, width: int,
+                     flip: bool, interpolation: str) -> np.ndarray:
+  """torchvision's RandomResizedCrop of a PIL image for this box, then the flip."""
+  pytest.importorskip("torch", reason="the reference crops are torchvision's")
+  transforms = pytest.importorskip("torchvision.transforms")
+  mode = getattr(transforms.InterpolationMode, interpolation.upper())
+  crop = np.asarray(transforms.functional.resized_crop(
+      Image.fromarray(image), top, left, height, width, [OUT, OUT], mode, antialias=True))
+  return (crop[:, ::-1] if flip else crop).astype(int)
+
+
+def torchvision_crops(split, batches, interpolation: str) -> np.ndarray:
+  """``torchvision_crop`` of each ORIGINAL image for the batches' boxes and flips."""
+  crops = []
+  for batch in batches:
+    for index, box, flip in zip(batch["indices"], batch["boxes"], batch["flips"]):
+      original = split.images[int(index)]
+      height, width = original.shape[:2]
+      top, left, h, w = np.rint(box * [height, width, height, width]).astype(int)
+      crops.append(torchvision_crop(original, top, left, h, w, flip, interpolation))
+  return np.stack(crops)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_both_modes_match_torchvision_on_the_original_images(tmp_path, interpolation):
+  """Images within the cache size: grain is torchvision's code path, cached its resampler."""
+  sizes = [(90, 60), (48, 96), (72, 72), (37, 23), (64, 80), (100, 70), (17, 41)]
+  split = textured_split(tmp_path / "images", sizes)
+  kwargs = dict(batch_size=24, classes_per_batch=8, image_size=OUT, scale=(0.05, 1.0),
+                interpolation=interpolation, seed=7, threads=2)
+  grain_images, _ = _collect(make_train_input(split, mode="grain", **kwargs), 6)
+  cached_input = make_train_input(split, mode="cached", cache_size=128,
+                                  cache_dir=str(tmp_path / "cache"), **kwargs)
+  cached_images, batches = _collect(cached_input, 6)
+  # Every image is stored at its original pixels, at the top left of a 100 x 100 canvas.
+  assert cached_input.cache.images.shape[1:] == (100, 100, 3)
+  np.testing.assert_array_equal(cached_input.cache.cached_heights, cached_input.cache.heights)
+  np.testing.assert_array_equal(cached_input.cache.cached_widths, cached_input.cache.widths)
+  reference = torchvision_crops(split, batches, interpolation)
+  np.testing.assert_array_equal(grain_images, reference)
+  difference = np.abs(cached_images.astype(int) - reference)
+  assert difference.max() <= 2 and difference.mean() < 0.05, (difference.max(), difference.mean())
+
+
+def test_images_larger_than_the_cache_are_downscaled_with_their_aspect(tmp_path):
+  """A 300 x 200 original in a 100 px cache: 100 x 67, and crops that downsample (boxes of at
+  least ~1.5 x the output side in cached pixels) stay within a few grey levels of torchvision's
+  crop of the original: the only extra loss is the one-time antialiased downscale."""
+  split = textured_split(tmp_path / "images", [(300, 200), (150, 240)])
+  cached_input = make_train_input(split, mode="cached", cache_size=100, batch_size=24,
+                                  classes_per_batch=8, image_size=OUT, scale=(0.5, 1.0),
+                                  interpolation="bicubic", seed=2, cache_dir="")
+  cache = cached_input.cache
+  assert cache.images.shape[1:] == (100, 100, 3)
+  expected = {(200, 300): (67, 100), (240, 150): (100, 62)}
+  for height, width, rows, cols in zip(cache.heights, cache.widths, cache.cached_heights,
+                                       cache.cached_widths):
+    assert (rows, cols) == expected[(height, width)]
+  cached_images, batches = _collect(cached_input, 4)
+  difference = np.abs(cached_images.astype(int) - torchvision_crops(split, batches, "bicubic"))
+  assert difference.mean() < 2 and np.percentile(difference, 99) <= 12, (
+      difference.mean(), np.percentile(difference, 99))
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_canvas_padding_never_reaches_a_crop(interpolation):
+  """Boxes on the right and bottom edges of images smaller than the canvas: the same crops
+  (torchvision's, up to rounding) whatever the padding holds."""
+  originals = [textured_image(50, 30, 0), textured_image(20, 45, 1)]
+  canvas = np.zeros((2, 64, 64, 3), np.uint8)
+  for row, image in zip(canvas, originals):
+    row[:image.shape[0], :image.shape[1]] = image
+  bright = canvas.copy()
+  for row, image in zip(bright, originals):
+    row[image.shape[0]:], row[:, image.shape[1]:] = 255, 255
+  # (top, left, height, width) in pixels: bottom-right corners, upsampled and downsampled.
+  pixel_boxes = [(20, 38, 10, 12), (0, 10, 30, 40), (40, 15, 5, 5), (5, 0, 40, 20)]
+  indices = np.array([0, 0, 1, 1], np.int32)
+  sizes = np.array([originals[i].shape[:2] for i in indices], np.int32)
+  boxes = (np.array(pixel_boxes) / np.tile(sizes, 2)).astype(np.float32)
+  flips = np.array([False, True, False, True])
+  augment = jax.jit(augment_on_device, static_argnames=("out_size", "interpolation"))
+  crops = [np.asarray(augment(place_cache(c), indices, boxes, flips, sizes, out_size=OUT,
+                              interpolation=interpolation)) for c in (canvas, bright)]
+  np.testing.assert_array_equal(crops[0], crops[1])
+  for crop, index, box, flip in zip(crops[0], indices, pixel_boxes, flips):
+    reference = torchvision_crop(originals[index], *box, flip, interpolation)
+    assert np.abs(crop.astype(int) - reference).max() <= 2
+
+
+def test_a_valid_cache_file_is_reused_without_decoding(coordinate_split, tmp_path,
+                                                       monkeypatch):
+  first = build_image_cache(coordinate_split, 48, "bilinear", str(tmp_path))
+  expected = np.array(first.images)
+  # None: every image at its original size, R = the largest original side (120 x 40).
+  assert build_image_cache(coordinate_split, None, "bilinear", "").images.shape[1:] == (120, 120, 3)
+  monkeypatch.setattr(type(coordinate_split.images), "image",
+                      lambda self, index: pytest.fail("decoded an image"))
+  again = build_image_cache(coordinate_split, 48, "bilinear", str(tmp_path))
+  assert again.path == first.path
+  np.testing.assert_array_equal(again.images, expected)
