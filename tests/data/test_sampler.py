@@ -180,3 +180,16 @@ def test_make_train_input_with_the_random_sampler():
   assert isinstance(make_train_input(split, **kwargs).plan.sampler, ClassBalancedSampler)
   with pytest.raises(ValueError, match="sampler"):
     make_train_input(split, sampler="pk", **kwargs)
+
+
+def test_config_names_a_registered_sampler():
+  from pfml_jax.default_config import get_config
+  from pfml_jax.training.config_validation import validate
+  config = get_config()
+  assert config.data.sampler == "class_balanced"
+  for name in SAMPLERS:
+    config.data.sampler = name
+    validate(config)
+  config.data.sampler = "pk"
+  with pytest.raises(ValueError, match="config.data.sampler: 'pk' is not one of"):
+    validate(config)
