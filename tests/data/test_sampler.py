@@ -187,6 +187,7 @@ def test_config_names_a_registered_sampler():
   from pfml_jax.training.config_validation import validate
   config = get_config()
   assert config.data.sampler == "class_balanced"
+  config.data.classes_per_batch = 8  # a batch of 32: splits over the test's 8 CPU devices
   for name in SAMPLERS:
     config.data.sampler = name
     validate(config)
