@@ -36,8 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.split_seed = 0
   config.data.classes_per_batch = 25  # P of the P x K class-balanced sampler [PA-style]
   config.data.images_per_class = 4  # K; batch size = P * K = 100 [paper: batch 100 for R50]
-  # class_balanced: P x K batches [conv; the paper is silent]; random: shuffled images,
-  # drop_last, as Proxy Anchor's code (data/sampler.py).
+  # class_balanced: P x K above [the field's convention; the PFML paper is silent]; random:
+  # shuffled images (a fresh permutation per pass, full batches of P * K), as Proxy Anchor's
+  # DataLoader(shuffle=True, drop_last=True); see docs/data.md.
   config.data.sampler = "class_balanced"
   config.data.input_mode = "cached"  # cached (decode once, crop on device) | grain (workers)
   config.data.workers = 8  # grain decoding processes per host

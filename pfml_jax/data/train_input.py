@@ -38,7 +38,7 @@ from pfml_jax.data.device_augment import augment_on_device, place_cache
 from pfml_jax.data.grain_pipeline import prefetching_iterator
 from pfml_jax.data.image_cache import ImageCache, build_image_cache
 from pfml_jax.data.images import ImageSource
-from pfml_jax.data.sampler import ClassBalancedSampler
+from pfml_jax.data.sampler import ClassBalancedSampler, RandomSampler, make_sampler
 from pfml_jax.data.split import Split
 
 MODES = ("grain", "cached")
@@ -50,7 +50,7 @@ MAX_STEPS = 2**40
 class BatchPlan:
   """What every step needs to know, picklable for grain's worker processes."""
 
-  sampler: ClassBalancedSampler
+  sampler: ClassBalancedSampler | RandomSampler
   labels: np.ndarray
   seed: int
   image_size: int
@@ -152,6 +152,7 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
                      image_size: int, scale: tuple[float, float] = (0.08, 1.0),
                      ratio: tuple[float, float] = (3 / 4, 4 / 3),
                      interpolation: str = "bilinear", mode: str = "grain", seed: int = 0,
+                     sampler: str = "class_balanced",
                      process_index: int = 0, process_count: int = 1, start_step: int = 0,
                      workers: int = 0, threads: int = 4, cache_size: int | None = None,
                      cache_dir: str | None = None, mesh: jax.sharding.Mesh | None = None,
@@ -167,6 +168,7 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
     interpolation: "bilinear" or "bicubic".
     mode: "grain" (decode in workers) or "cached" (decode once, crop on the accelerator).
     seed: fixes batches, crops and flips (with the step).
+    sampler: "class_balanced" (P x K) or "random" (shuffled images), see ``sampler.py``.
     process_index, process_count: this process's share of the global batch.
     start_step: first step to produce (the checkpointed step when resuming).
     workers: grain mode: decoding processes (0: decode in this process's threads).
@@ -187,7 +189,8 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
     raise ValueError(f"batch_size={batch_size} must divide evenly over {process_count} processes.")
   if not (0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]):
     raise ValueError(f"scale={scale} needs 0 < low <= high <= 1 and ratio={ratio} 0 < low <= high.")
-  sampler = ClassBalancedSampler(split.labels, classes_per_batch, batch_size, seed)
+  sampler = make_sampler(sampler, split.labels, batch_size=batch_size,
+                         classes_per_batch=classes_per_batch, seed=seed)
   local = batch_size // process_count
   plan = BatchPlan(sampler, np.asarray(split.labels), seed, image_size, tuple(scale),
                    tuple(ratio), interpolation, (process_index * local,

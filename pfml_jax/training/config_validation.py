@@ -5,6 +5,7 @@ import re
 import jax
 import ml_collections
 
+from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
 from pfml_jax.models.embedding import HEAD_INITS
@@ -45,6 +46,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            "mesh; change classes_per_batch / images_per_class or mesh.data.")
   _require(batch % jax.process_count() == 0, "data.classes_per_batch",
            f"the batch of {batch} must split evenly over {jax.process_count()} processes.")
+  _require(data.sampler in SAMPLERS, "data.sampler",
+           f"{data.sampler!r} is not one of {sorted(SAMPLERS)}.")
   _require(data.input_mode in ("cached", "grain"), "data.input_mode",
            f"must be 'cached' or 'grain', got {data.input_mode!r}.")
   _require(data.cache_size >= 0, "data.cache_size",

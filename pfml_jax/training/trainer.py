@@ -265,6 +265,7 @@ def make_train_input(exp: Experiment, start_step: int):
       scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
       interpolation=BACKBONES[config.model.backbone].interpolation,
       mode=config.data.input_mode, seed=config.seed, start_step=start_step,
+      sampler=config.data.sampler,
       process_index=jax.process_index(), process_count=jax.process_count(),
       workers=config.data.workers, cache_size=config.data.cache_size or None, mesh=exp.mesh)
 

@@ -1,4 +1,4 @@
-"""Class-balanced sampling and label noise."""
+"""Class-balanced and random sampling, and label noise."""
 
 import json
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from pfml_jax.data import ClassBalancedSampler, apply_label_noise
+from pfml_jax.data import (SAMPLERS, ClassBalancedSampler, RandomSampler, apply_label_noise,
+                           make_sampler)
 
 # 23 classes of 1..12 images: some smaller than K, so they are drawn with replacement.
 LABELS = np.repeat(np.arange(23), 1 + np.arange(23) % 12)
@@ -98,3 +99,98 @@ def test_label_noise_touches_only_the_given_split(tmp_path):
   saved = json.loads((tmp_path / "noise.json").read_text())
   assert saved["indices"] == record.indices.tolist() and saved["rate"] == 0.5
   np.testing.assert_array_equal(np.load(tmp_path / "noise.npz")["noisy"], record.noisy)
+
+
+# The random sampler: N = 144 images (LABELS), batches of 20, so permutation boundaries fall
+# inside batches (144 is not a multiple of 20).
+def test_random_batches_shape_dtype_and_epoch():
+  sampler = RandomSampler(LABELS, batch_size=20, seed=1)
+  assert sampler.num_images == 144 and sampler.batch_size == 20
+  assert sampler.steps_per_epoch == 8  # ceil(144 / 20), as ClassBalancedSampler defines it
+  assert sampler.steps_per_epoch == ClassBalancedSampler(LABELS, 5, 20, seed=1).steps_per_epoch
+  for step in (0, 3, 4, 117):
+    batch = sampler.batch(step)
+    assert batch.shape == (20,) and batch.dtype == np.int64
+    assert batch.min() >= 0 and batch.max() < 144
+
+
+def test_random_batches_are_a_pure_function_of_seed_and_step():
+  first = RandomSampler(LABELS, 20, seed=7)
+  forward = [first.batch(s) for s in range(12)]
+  backward = [first.batch(s) for s in reversed(range(12))][::-1]
+  fresh = RandomSampler(LABELS, 20, seed=7)
+  scattered = {s: fresh.batch(s) for s in (9, 2, 11, 0, 5, 1, 10, 3, 8, 4, 7, 6)}
+  for s in range(12):
+    np.testing.assert_array_equal(forward[s], backward[s])
+    np.testing.assert_array_equal(forward[s], scattered[s])
+  other = RandomSampler(LABELS, 20, seed=8)
+  assert not np.array_equal(np.concatenate(forward), np.concatenate(
+      [other.batch(s) for s in range(12)]))
+
+
+def test_random_stream_visits_every_image_once_per_permutation():
+  n, b = len(LABELS), 20
+  sampler = RandomSampler(LABELS, b, seed=3)
+  stream = np.concatenate([sampler.batch(s) for s in range(80)])  # 1600 positions, 11 N and a bit
+  for e in range(len(stream) // n):
+    window = stream[e * n:(e + 1) * n]
+    np.testing.assert_array_equal(np.sort(window), np.arange(n))
+    np.testing.assert_array_equal(window, sampler.permutation(e))
+  # Consecutive permutations differ (a fresh shuffle each epoch).
+  assert not np.array_equal(sampler.permutation(0), sampler.permutation(1))
+
+
+def test_random_labels_are_unbalanced_class_balanced_are_not():
+  labels = np.repeat(np.arange(10), 20)  # 10 classes x 20 images
+  random_sampler = make_sampler("random", labels, batch_size=20, classes_per_batch=5, seed=0)
+  balanced = make_sampler("class_balanced", labels, batch_size=20, classes_per_batch=5, seed=0)
+  assert isinstance(random_sampler, RandomSampler)
+  assert isinstance(balanced, ClassBalancedSampler)
+  random_counts = [np.bincount(labels[random_sampler.batch(s)], minlength=10)
+                   for s in range(50)]
+  balanced_counts = [np.bincount(labels[balanced.batch(s)], minlength=10) for s in range(50)]
+  assert all(set(c) <= {0, 4} for c in balanced_counts)
+  # A shuffled batch of 20 from 10 classes is almost never exactly 5 classes x 4.
+  assert sum(set(c) <= {0, 4} for c in random_counts) < 5
+  assert np.mean([c.max() for c in random_counts]) < 6  # but not degenerate either
+
+
+def test_sampler_registry_and_factory():
+  assert set(SAMPLERS) == {"class_balanced", "random"}
+  with pytest.raises(ValueError, match="sampler"):
+    make_sampler("pk", LABELS, batch_size=20, classes_per_batch=5, seed=0)
+  with pytest.raises(ValueError, match="batch_size"):
+    RandomSampler(LABELS, batch_size=145, seed=0)
+  sampler = RandomSampler(LABELS, 20, seed=5)
+  assert sampler.restore(sampler.state(12)) == 12
+  with pytest.raises(ValueError, match="seed"):
+    RandomSampler(LABELS, 20, seed=6).restore(sampler.state(12))
+
+
+def test_make_train_input_with_the_random_sampler():
+  from pfml_jax.data import make_train_input, read_split
+  split = read_split("demo", split="train")
+  kwargs = dict(batch_size=16, classes_per_batch=4, image_size=24, seed=1, threads=2)
+  train_input = make_train_input(split, sampler="random", **kwargs)
+  assert isinstance(train_input.plan.sampler, RandomSampler)
+  want = RandomSampler(split.labels, 16, seed=1)
+  for step, batch in zip(range(2), train_input):
+    assert batch["images"].shape == (16, 24, 24, 3) and batch["images"].dtype == np.uint8
+    np.testing.assert_array_equal(batch["labels"], split.labels[want.batch(step)])
+  assert isinstance(make_train_input(split, **kwargs).plan.sampler, ClassBalancedSampler)
+  with pytest.raises(ValueError, match="sampler"):
+    make_train_input(split, sampler="pk", **kwargs)
+
+
+def test_config_names_a_registered_sampler():
+  from pfml_jax.default_config import get_config
+  from pfml_jax.training.config_validation import validate
+  config = get_config()
+  assert config.data.sampler == "class_balanced"
+  config.data.classes_per_batch = 8  # a batch of 32: splits over the test's 8 CPU devices
+  for name in SAMPLERS:
+    config.data.sampler = name
+    validate(config)
+  config.data.sampler = "pk"
+  with pytest.raises(ValueError, match="config.data.sampler: 'pk' is not one of"):
+    validate(config)

@@ -68,5 +68,6 @@ def test_all_padding_gives_zero_and_zero_gradients():
 def test_registry_builds_and_runs_on_bfloat16():
   proxies = assert_registry_proxy_loss_runs_on_bfloat16("proxy_anchor", reference_loss, HPARAMS,
                                                         300)
-  # kaiming_normal with fan_out = dim, as the reference code: entries of variance 2 / dim.
-  assert float(jnp.mean(proxies**2)) == pytest.approx(2 / 16, rel=0.05)
+  # kaiming_normal with torch's fan_out = size(0) = num_classes, as the reference code:
+  # entries of variance 2 / num_classes.
+  assert float(jnp.mean(proxies**2)) == pytest.approx(2 / 300, rel=0.05)

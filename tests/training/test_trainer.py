@@ -209,6 +209,13 @@ def test_grain_input_mode_trains(image_folder, tmp_path):
   assert result["val"] is None and result["step"] == 2
 
 
+def test_random_sampler_trains(image_folder, tmp_path):
+  result = trainer.train_and_evaluate(
+      tiny_config(image_folder, steps=2, **{"data.sampler": "random", "data.val_classes": 0}),
+      str(tmp_path))
+  assert result["step"] == 2
+
+
 def test_non_finite_loss_stops_and_keeps_good_checkpoints(image_folder, tmp_path):
   config = tiny_config(image_folder, steps=6, **{"optim.learning_rate": 1e38,
                                                  "optim.warmup_epochs": 0})
