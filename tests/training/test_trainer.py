@@ -209,11 +209,15 @@ def test_grain_input_mode_trains(image_folder, tmp_path):
   assert result["val"] is None and result["step"] == 2
 
 
-def test_random_sampler_trains(image_folder, tmp_path):
+def test_proxy_anchor_recipe_trains(image_folder, tmp_path):
+  """Proxy Anchor's recipe in small (random batches, value clipping, a step schedule) under
+  the paper protocol."""
   result = trainer.train_and_evaluate(
-      tiny_config(image_folder, steps=2, **{"data.sampler": "random", "data.val_classes": 0}),
+      tiny_config(image_folder, steps=2, **{
+          "data.sampler": "random", "eval.protocol": "paper", "loss.name": "proxy_anchor",
+          "optim.clip": "value", "optim.schedule": "step", "optim.step_epochs": (1,)}),
       str(tmp_path))
-  assert result["step"] == 2
+  assert result["step"] == 2 and "best_on_test" in result
 
 
 def test_non_finite_loss_stops_and_keeps_good_checkpoints(image_folder, tmp_path):
