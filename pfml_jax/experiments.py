@@ -137,7 +137,7 @@ def _pa_recipe(config, backbone, dataset, loss):
     config.data.images_per_class = 4
     config.data.classes_per_batch = batch // 4
   else:
-    config.data.sampler = "random"  # DataLoader(shuffle=True, drop_last=True) [PA]
+    config.data.sampler = "random"  # shuffled images [PA: DataLoader(shuffle=True)]
     config.data.images_per_class = 1  # the batch size is classes_per_batch x 1
     config.data.classes_per_batch = batch
 
