@@ -152,21 +152,26 @@ def parse_flags(argv):
     raise  # the config file fails in a way that is no input error: a bug, with its traceback
 
 
-def _log_to_workdir(workdir: str, process_index: int) -> None:
-  """All logs to <workdir>/logs/; the terminal keeps WARNING and above unless asked for more."""
-  try:
-    folder = Path(workdir) / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    handler = python_logging.FileHandler(folder / f"main.process{process_index}.log")
-  except OSError as error:
-    raise UserInputError(f"--workdir={workdir}: cannot write logs there ({error}).") from error
-  handler.setFormatter(logging.PythonFormatter())
-  python_logging.getLogger().addHandler(handler)
+def _quiet_terminal() -> None:
+  """The terminal shows WARNING and above, unless --verbose or absl's logging flags ask."""
   asked = FLAGS.verbose or FLAGS["verbosity"].present or FLAGS.alsologtostderr or (
       FLAGS.logtostderr)
   if not asked:
     logging.get_absl_handler().setLevel(python_logging.WARNING)
-  logging.info("command: %s", " ".join(sys.argv))
+
+
+def _log_to_workdir(workdir: str) -> None:
+  """Every log record (orbax's INFO ones too) to <workdir>/logs/main.process<i>.log."""
+  try:
+    folder = Path(workdir) / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = python_logging.FileHandler(folder / f"main.process{jax.process_index()}.log")
+  except OSError as error:
+    raise UserInputError(f"--workdir={workdir}: cannot write logs there ({error}).") from error
+  handler.setFormatter(logging.PythonFormatter())
+  python_logging.getLogger().addHandler(handler)
+  logging.info("process %d of %d: %s", jax.process_index(), jax.process_count(),
+               " ".join(sys.argv))
 
 
 def main(argv):
@@ -178,8 +183,9 @@ def main(argv):
       config.keys()  # config_flags defers the error of a config file it could not load
     except OSError as error:
       raise UserInputError(f"--config: {error}") from error
+    _quiet_terminal()
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    _log_to_workdir(FLAGS.workdir, jax.process_index())
+    _log_to_workdir(FLAGS.workdir)
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, FLAGS.workdir)
     else:
