@@ -183,9 +183,12 @@ def main(argv):
       config.keys()  # config_flags defers the error of a config file it could not load
     except OSError as error:
       raise UserInputError(f"--config: {error}") from error
-    _quiet_terminal()
+    local = "://" not in FLAGS.workdir  # a gs:// workdir gets no log file: logs stay shown
+    if local:
+      _quiet_terminal()
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    _log_to_workdir(FLAGS.workdir)
+    if local:
+      _log_to_workdir(FLAGS.workdir)
     if FLAGS.mode == "train":
       trainer.train_and_evaluate(config, FLAGS.workdir)
     else:
