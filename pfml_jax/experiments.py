@@ -19,6 +19,7 @@ import ml_collections
 
 from pfml_jax import default_config
 from pfml_jax.losses import LOSSES
+from pfml_jax.user_errors import ConfigError
 
 PFML_RECIPES = ("pfml", "pfml_main_text")
 RECIPES = PFML_RECIPES + tuple(name for name in LOSSES if name != "pfml")
@@ -145,8 +146,8 @@ def _pa_recipe(config, backbone, dataset, loss):
 def experiment(dataset: str, backbone: str, recipe: str = "pfml") -> ml_collections.ConfigDict:
   """The config of ``recipe`` (see the module docstring) with ``backbone`` on ``dataset``."""
   if recipe not in RECIPES:
-    raise ValueError(f"Unknown recipe {recipe!r}; choose one of {list(RECIPES)} "
-                     "(e.g. --config=configs/cub_resnet50.py:proxy_anchor).")
+    raise ConfigError(f"Unknown recipe {recipe!r}; choose one of {list(RECIPES)} "
+                      "(e.g. --config=configs/cub_resnet50.py:proxy_anchor).")
   config = default_config.get_config()
   config.recipe = recipe
   _DATASETS[dataset](config)

@@ -13,6 +13,7 @@ from pfml_jax.data.images import drop_unreadable
 from pfml_jax.data.sop import read_sop
 from pfml_jax.data.split import Partition, Split, select_split
 from pfml_jax.data.tfds_reader import TFDS_DATASETS, read_tfds
+from pfml_jax.user_errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,10 @@ def read_split(name: str, root: str | None = None, split: str = "train", *,
     The split.
   """
   if name not in READERS:
-    raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(READERS)}.")
+    raise ConfigError(f"unknown dataset {name!r}; expected one of {sorted(READERS)}.")
   reader = READERS[name]
   if reader.needs_root and not root:
-    raise ValueError(f"dataset {name!r} needs root (its folder, or the tfds data_dir).")
+    raise ConfigError(f"dataset {name!r} needs root (its folder, or the tfds data_dir).")
   if train_classes is not None and not reader.accepts_train_classes:
     raise ValueError(f"train_classes is for image_folder only; {name!r} has a fixed split.")
   options = {"train_classes": train_classes} if reader.accepts_train_classes else {}

@@ -13,6 +13,7 @@ import numpy as np
 
 from pfml_jax.data.images import ArrayImageSource
 from pfml_jax.data.split import Partition
+from pfml_jax.user_errors import MissingFileError
 
 ASSET = os.path.join(os.path.dirname(__file__), "demo_assets", "glyphs64.npz")
 
@@ -21,8 +22,8 @@ ASSET = os.path.join(os.path.dirname(__file__), "demo_assets", "glyphs64.npz")
 def load_demo_arrays(path: str = ASSET) -> dict[str, np.ndarray]:
   """The asset's arrays, with ``pixels`` (N, 64, 64) uint8 decompressed."""
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path} is missing: it ships with the package. Reinstall, or "
-                            "rebuild it with `python -m pfml_jax.data.build_demo_set`.")
+    raise MissingFileError(f"{path} is missing: it ships with the package. Reinstall, or "
+                           "rebuild it with `python -m pfml_jax.data.build_demo_set`.")
   with np.load(path) as stored:
     arrays = {k: stored[k] for k in stored.files}
   raw = lzma.decompress(arrays.pop("pixels_xz").tobytes())

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 from PIL import Image
+from pfml_jax.user_errors import UserInputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _HIGH_BIT_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0, "F": 1.0}
@@ -55,7 +56,7 @@ def decode_image(data: bytes | str | os.PathLike) -> Image.Image:
     return to_rgb(image)
 
 
-class CorruptImageError(RuntimeError):
+class CorruptImageError(UserInputError, RuntimeError):
   """Raised when images cannot be read; the message lists the first offending ones."""
 
 

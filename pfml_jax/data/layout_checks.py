@@ -6,9 +6,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from pfml_jax.data.images import MAX_LISTED
+from pfml_jax.user_errors import UserInputError
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(UserInputError, ValueError):
   """The files on disk do not have the layout a reader expects; the message says which."""
 
 

@@ -26,6 +26,7 @@ from pfml_jax.losses.potential_energy import METHODS, potential_energy
 from pfml_jax.losses.proxy_anchor import proxy_anchor_loss
 from pfml_jax.losses.proxy_nca import proxy_nca_loss
 from pfml_jax.losses.triplet import MINING, triplet_loss
+from pfml_jax.user_errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity, so jit can take it
@@ -106,25 +107,25 @@ class Loss:
 def make_loss(name: str, proxies_per_class: int | None = None, **overrides) -> Loss:
   """The registered loss ``name`` with ``overrides`` applied to its default hyperparameters."""
   if name not in LOSSES:
-    raise ValueError(f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
+    raise ConfigError(f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
   spec = LOSSES[name]
   unknown = set(overrides) - set(spec.defaults)
   if unknown:
-    raise ValueError(f"Loss {name!r} has no hyperparameter(s) {sorted(unknown)}; it takes "
-                     f"{sorted(spec.defaults)}.")
+    raise ConfigError(f"Loss {name!r} has no hyperparameter(s) {sorted(unknown)}; it takes "
+                      f"{sorted(spec.defaults)}.")
   per_class = spec.proxies_per_class if proxies_per_class is None else int(proxies_per_class)
   if spec.proxies_per_class == 0 and per_class != 0:
-    raise ValueError(f"Loss {name!r} uses no proxies; leave proxies_per_class unset.")
+    raise ConfigError(f"Loss {name!r} uses no proxies; leave proxies_per_class unset.")
   if per_class < spec.min_proxies_per_class:
-    raise ValueError(f"Loss {name!r}: proxies_per_class must be >= "
-                     f"{spec.min_proxies_per_class}, got {per_class}.")
+    raise ConfigError(f"Loss {name!r}: proxies_per_class must be >= "
+                      f"{spec.min_proxies_per_class}, got {per_class}.")
   hparams = {**spec.defaults, **overrides}
   for key in spec.positive:
     value = hparams[key]
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-      raise ValueError(f"Loss {name!r}: {key} must be a finite number > 0, got {value!r}.")
+      raise ConfigError(f"Loss {name!r}: {key} must be a finite number > 0, got {value!r}.")
   for key, allowed in spec.choices.items():
     if hparams[key] not in allowed:
-      raise ValueError(f"Loss {name!r}: {key} must be one of {list(allowed)}, "
-                       f"got {hparams[key]!r}.")
+      raise ConfigError(f"Loss {name!r}: {key} must be one of {list(allowed)}, "
+                        f"got {hparams[key]!r}.")
   return Loss(name, spec, per_class, hparams)

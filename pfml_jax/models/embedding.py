@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from pfml_jax.models.registry import get_backbone_spec
+from pfml_jax.user_errors import ConfigError
 
 # Initialisers of the new linear head: kaiming_normal_(mode='fan_out') with zero bias, as
 # Proxy Anchor's and HIST's code; orthogonal with zero bias, as Hyp-DML's code (the ViT rows).
@@ -113,13 +114,13 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
   spec = get_backbone_spec(backbone)
   pooling = spec.default_pooling if pooling is None else pooling
   if pooling not in spec.poolings:
-    raise ValueError(f"Backbone {backbone!r} supports pooling {list(spec.poolings)}, not "
-                     f"{pooling!r}; ViTs embed the CLS token ('token'), CNNs pool their last "
-                     "feature map ('avg', 'max', 'avg+max').")
+    raise ConfigError(f"Backbone {backbone!r} supports pooling {list(spec.poolings)}, not "
+                      f"{pooling!r}; ViTs embed the CLS token ('token'), CNNs pool their last "
+                      "feature map ('avg', 'max', 'avg+max').")
   if embedding_dim is not None and embedding_dim <= 0:
-    raise ValueError(f"embedding_dim must be positive or None (no head), got {embedding_dim}.")
+    raise ConfigError(f"embedding_dim must be positive or None (no head), got {embedding_dim}.")
   if head_init not in HEAD_INITS:
-    raise ValueError(f"head_init={head_init!r}: choose one of {sorted(HEAD_INITS)}.")
+    raise ConfigError(f"head_init={head_init!r}: choose one of {sorted(HEAD_INITS)}.")
   if spec.has_batch_norm:
     backbone_kwargs["frozen_bn"] = frozen_bn
   module = spec.constructor(dtype=dtype, **backbone_kwargs)

@@ -24,6 +24,7 @@ import numpy as np
 from flax import traverse_util
 
 from pfml_jax.models.registry import get_backbone_spec
+from pfml_jax.user_errors import MissingFileError, WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
   """The tensors of a checkpoint file as NumPy arrays (floats as float32), by unwrapped key."""
   path = Path(path).expanduser()
   if not path.is_file():
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"Pretrained weights {path} not found. Export them once on a machine with internet and "
         "torch: `python -m pfml_jax.models.export_weights --model=NAME --out=FILE.safetensors` "
         "(see docs/models.md), then point the config at that file.")
@@ -96,8 +97,8 @@ def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
       return _unwrap({key: _float32(np.asarray(f.get_tensor(key))) for key in f.keys()})
   if path.suffix in TORCH_SUFFIXES:
     return _read_torch(path)
-  raise ValueError(f"Cannot read {path}: expected a .safetensors file, or a PyTorch checkpoint "
-                   f"({', '.join(TORCH_SUFFIXES)}).")
+  raise WeightsError(f"Cannot read {path}: expected a .safetensors file, or a PyTorch checkpoint "
+                     f"({', '.join(TORCH_SUFFIXES)}).")
 
 
 def _float32(array: np.ndarray) -> np.ndarray:
@@ -116,9 +117,9 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
   try:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # torch raises several types for foreign pickles
-    raise ValueError(f"torch.load(weights_only=True) could not read {path}: {e}. If you trust "
-                     "the file, load it in PyTorch yourself and save its state_dict with "
-                     "safetensors.torch.save_file.") from e
+    raise WeightsError(f"torch.load(weights_only=True) could not read {path}: {e}. If you trust "
+                       "the file, load it in PyTorch yourself and save its state_dict with "
+                       "safetensors.torch.save_file.") from e
   return torch_state_to_numpy(checkpoint)
 
 
@@ -216,8 +217,8 @@ def load_pretrained(variables: Mapping[str, Any], path: str | Path, backbone: st
   header = (f"load_pretrained: {path} does not match backbone {backbone!r} "
             f"({layout.description} layout):\n")
   if problems and strict:
-    raise ValueError(header + "\n".join(problems) + "\nCheck that the file holds weights of "
-                     "this architecture; to load only the matching tensors, pass strict=False.")
+    raise WeightsError(header + "\n".join(problems) + "\nCheck that the file holds weights of "
+                       "this architecture; to load only the matching tensors, pass strict=False.")
   if problems:
     logger.warning(header + "\n".join(problems) + "\nstrict=False: these were skipped; the "
                    "model's own values are kept.")
@@ -263,5 +264,5 @@ def _verify(before: Mapping[str, Any], after: Mapping[str, Any], loaded: dict,
          and (not np.all(np.isfinite(loaded[(collection, leaf_path)]))
               or (leaf_path[-1] == "var" and np.any(loaded[(collection, leaf_path)] < 0)))]
   if bad:
-    raise ValueError(f"load_pretrained: non-finite values or negative running variances in "
-                     f"{', '.join(bad[:MAX_LISTED])}; the checkpoint is corrupt.")
+    raise WeightsError(f"load_pretrained: non-finite values or negative running variances in "
+                       f"{', '.join(bad[:MAX_LISTED])}; the checkpoint is corrupt.")

@@ -15,6 +15,7 @@ import flax.linen as nn
 from pfml_jax.models.bninception import BNInception
 from pfml_jax.models.resnet import ResNet
 from pfml_jax.models.vit import VisionTransformer
+from pfml_jax.user_errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -86,5 +87,5 @@ BACKBONES: dict[str, BackboneSpec] = {
 def get_backbone_spec(name: str) -> BackboneSpec:
   """The registered spec of ``name``; a ValueError lists the choices otherwise."""
   if name not in BACKBONES:
-    raise ValueError(f"Unknown backbone {name!r}; choose one of {sorted(BACKBONES)}.")
+    raise ConfigError(f"Unknown backbone {name!r}; choose one of {sorted(BACKBONES)}.")
   return BACKBONES[name]

@@ -14,6 +14,8 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from pfml_jax.user_errors import MissingFileError
+
 
 class Checkpoints:
   """The run's checkpoint folder, ``<workdir>/checkpoints/<step>/{state,input,config}``."""
@@ -45,12 +47,12 @@ class Checkpoints:
     """'latest', 'best' or a step number -> an existing step (clear error otherwise)."""
     steps = self.manager.all_steps()
     if not steps:
-      raise FileNotFoundError(f"No checkpoint in {self.directory}: train first "
-                              "(--mode=train) or point --workdir at a training run.")
+      raise MissingFileError(f"No checkpoint in {self.directory}: train first "
+                             "(--mode=train) or point --workdir at a training run.")
     step = {"latest": self.latest_step, "best": self.best_step}.get(which, lambda: int(which))()
     if step not in steps:
-      raise FileNotFoundError(f"No checkpoint for step {which!r} in {self.directory}; "
-                              f"available steps: {sorted(steps)}.")
+      raise MissingFileError(f"No checkpoint for step {which!r} in {self.directory}; "
+                             f"available steps: {sorted(steps)}.")
     return step
 
   def save(self, step: int, state: Any, input_state: dict, config: dict,

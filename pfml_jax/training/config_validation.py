@@ -9,6 +9,7 @@ from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
 from pfml_jax.models.embedding import HEAD_INITS
+from pfml_jax.user_errors import ConfigError
 
 PROTOCOLS = ("paper", "validated")
 
@@ -17,11 +18,11 @@ _SELECTION = re.compile(r"recall@(\d+)|map@r|r_precision")
 
 def _require(condition: bool, field: str, message: str) -> None:
   if not condition:
-    raise ValueError(f"config.{field}: {message}")
+    raise ConfigError(f"config.{field}: {message}")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError for the first bad value found."""
+  """Raises ConfigError (a ValueError) for the first bad value found."""
   data, model, optim = config.data, config.model, config.optim
   _require(model.backbone in BACKBONES, "model.backbone",
            f"{model.backbone!r} is not one of {sorted(BACKBONES)}.")

@@ -4,6 +4,7 @@ import os
 
 import jax
 from absl import logging
+from pfml_jax.user_errors import ConfigError
 
 # Environments where jax.distributed.initialize() finds the coordinator by itself.
 _AUTO_DETECTED = ("SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS",
@@ -20,8 +21,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   explicit = (coordinator_address, num_processes, process_id)
   if any(v is not None for v in explicit):
     if any(v is None for v in explicit):
-      raise ValueError("Multi-process flags go together: --coordinator_address, "
-                       "--num_processes and --process_id.")
+      raise ConfigError("Multi-process flags go together: --coordinator_address, "
+                        "--num_processes and --process_id.")
     # Cross-process collectives on CPU devices (only the CPU client reads this option).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address, num_processes, process_id)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 from flax import traverse_util
+from pfml_jax.user_errors import ConfigError
 
 GROUPS = ("backbone", "head", "proxies")
 LR_MULTIPLIER = {"backbone": "backbone_lr_mult", "head": "head_lr_mult",
@@ -50,7 +51,7 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, group: str, total_s
     boundaries = {int(e * steps_per_epoch): optim.step_gamma for e in optim.step_epochs}
     shape = optax.piecewise_constant_schedule(peak, boundaries)
   else:
-    raise ValueError(f"optim.schedule must be constant, cosine or step, got {optim.schedule!r}.")
+    raise ConfigError(f"optim.schedule must be constant, cosine or step, got {optim.schedule!r}.")
   frozen_steps = int(optim.warmup_epochs * steps_per_epoch) if group == "backbone" else 0
   if frozen_steps <= 0:
     return shape
@@ -85,5 +86,5 @@ def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int
           # scale, so rare huge repulsion spikes cannot inflate Adam's second moments.
           "adaptive": optax.adaptive_grad_clip(optim.clip_threshold)}
   if optim.clip not in clip:
-    raise ValueError(f"optim.clip must be one of {sorted(clip)}, got {optim.clip!r}.")
+    raise ConfigError(f"optim.clip must be one of {sorted(clip)}, got {optim.clip!r}.")
   return optax.chain(clip[optim.clip], optax.multi_transform(transforms, groups)), schedules

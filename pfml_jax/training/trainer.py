@@ -31,6 +31,7 @@ from pfml_jax.training.optimizer import make_optimizer
 from pfml_jax.training.run_info import run_info
 from pfml_jax.training.train_state import TrainState
 from pfml_jax.training.train_step import make_train_step
+from pfml_jax.user_errors import ConfigError
 
 P = jax.sharding.PartitionSpec
 
@@ -69,8 +70,8 @@ def make_mesh(mesh_config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
   """A 1-D 'data' mesh over ``mesh.data`` devices (-1: all)."""
   size = jax.device_count() if mesh_config.data == -1 else mesh_config.data
   if not 1 <= size <= jax.device_count() or jax.device_count() % size:
-    raise ValueError(f"mesh.data={mesh_config.data}: must be -1 or divide the "
-                     f"{jax.device_count()} available devices.")
+    raise ConfigError(f"mesh.data={mesh_config.data}: must be -1 or divide the "
+                      f"{jax.device_count()} available devices.")
   return jax.make_mesh((size,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=jax.devices()[:size])
 
@@ -169,8 +170,8 @@ def _loss_arguments(config):
   if LOSSES[config.loss.name].proxies_per_class > 0:
     arguments["proxies_per_class"] = per_class
   elif per_class:
-    raise ValueError(f"config.loss.{config.loss.name}.proxies_per_class: loss "
-                     f"{config.loss.name!r} uses no proxies; leave it 0, got {per_class}.")
+    raise ConfigError(f"config.loss.{config.loss.name}.proxies_per_class: loss "
+                      f"{config.loss.name!r} uses no proxies; leave it 0, got {per_class}.")
   return arguments
 
 
