@@ -14,6 +14,7 @@ removed on the next start.
 """
 
 import errno
+import re
 import shutil
 import time
 from pathlib import Path
@@ -269,8 +270,12 @@ def _is_disk_full(error: BaseException, seen=None) -> bool:
 
 def _summary(error: BaseException) -> str:
   """The first line of an error, shortened: TensorStore's messages run long."""
-  line = (str(error).strip().splitlines() or [""])[0]
-  return f"{type(error).__name__}: {line[:300]}"
+  text = str(error)
+  line = (text.strip().splitlines() or [""])[0].split(" See full TensorStore details")[0][:200]
+  cause = re.search(r"[A-Za-z_]+\(\) failed: [^\"\n\]\[]*|[^\"\n]*corrupt[^\"\n]*", text)
+  if cause and cause.group(0).strip() not in line:
+    line = f"{line} ... {cause.group(0).strip()[:200]}"
+  return f"{type(error).__name__}: {line}"
 
 
 def _size(nbytes: int) -> str:
