@@ -119,28 +119,35 @@ class Checkpoints:
   def restore_latest_readable(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
     """(step, state, input state) of the newest checkpoint that restores; None if none exist.
 
-    Unreadable checkpoints tried on the way are moved to ``<workdir>/checkpoints_unreadable``
-    (not deleted) and named in a warning. Raises CheckpointUnreadableError if none restores.
+    The newer ones that failed are moved to ``<workdir>/checkpoints_unreadable`` (not deleted)
+    and named in a warning. They are moved only once an older checkpoint has restored into the
+    same abstract state, so a config that no longer matches the checkpoints (every restore
+    fails) moves nothing: it raises CheckpointUnreadableError naming the steps and the error.
     """
     self.wait()
-    unreadable = []
+    failed = []
     for step in sorted(self.manager.all_steps(), reverse=True):
       try:
         state, input_state = self._restore(step, abstract_state)
       except Exception as error:  # pylint: disable=broad-except
-        unreadable.append(step)
-        self._move_aside(step, error)
+        logging.warning("Checkpoint %d in %s cannot be read: %s", step, self.directory,
+                        _summary(error))
+        failed.append((step, error))
         continue
-      if unreadable:
+      for bad, error in failed:
+        self._move_aside(bad, error)
+      if failed:
         logging.warning("Checkpoint(s) %s could not be read and were moved to %s; resuming "
-                        "from step %d, the newest readable checkpoint.", unreadable,
-                        self.unreadable_directory, step)
+                        "from step %d, the newest readable checkpoint.",
+                        [bad for bad, _ in failed], self.unreadable_directory, step)
       return step, state, input_state
-    if unreadable:
+    if failed:
       raise CheckpointUnreadableError(
-          f"None of the checkpoints in {self.directory} can be read (steps {unreadable}, now "
-          f"in {self.unreadable_directory}). Restore them from a good copy, or remove the "
-          "folder to train from scratch.")
+          f"None of the checkpoints in {self.directory} (steps {[s for s, _ in failed]}) can "
+          f"be restored; the newest fails with {_summary(failed[0][1])}. If the config changed "
+          "(model, loss, optimizer), resume with the config the run was trained with; if the "
+          "files are damaged, restore them from a good copy or move the folder away to train "
+          "from scratch. Nothing was moved.")
     return None
 
   def cleanup_partial_saves(self) -> list[Path]:

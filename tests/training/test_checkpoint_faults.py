@@ -119,3 +119,14 @@ def test_non_finite_step_is_never_checkpointed(image_folder, tmp_path):
   for step in steps:
     state, _ = checkpoints.restore(step, abstract_like(exp.abstract_state, exp.state_shardings))
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.trainable)))
+
+
+def test_a_config_that_matches_no_checkpoint_moves_nothing(image_folder, tmp_path):
+  """Every restore failing means a changed config, not damage: nothing is moved aside."""
+  trainer.train_and_evaluate(tiny_config(image_folder, steps=2), str(tmp_path))
+  changed = tiny_config(image_folder, steps=4, **{"model.embedding_dim": 8})
+  with pytest.raises(checkpointing.CheckpointUnreadableError,
+                     match=r"steps \[2\]\) can be restored.*Nothing was moved"):
+    trainer.train_and_evaluate(changed, str(tmp_path))
+  assert steps_on_disk(tmp_path) == [2]
+  assert not (tmp_path / "checkpoints_unreadable").exists()
