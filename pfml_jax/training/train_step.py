@@ -19,7 +19,7 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
                     ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
   """Builds the step; the caller jits it with shardings and donates the state.
 
-  A step whose loss or gradients are not finite leaves the state unchanged (except ``step``)
+  A step whose loss, gradients or updated parameters are not finite leaves the state unchanged (except ``step``)
   and reports ``finite = False``, so the trainer can stop with the last good state intact.
   """
   loss_options = loss_options or {}
@@ -40,7 +40,9 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
     trainable = optax.apply_updates(state.trainable, updates)
-    finite = jnp.isfinite(value) & jnp.isfinite(grad_norm)
+    # The updated parameters too: a finite gradient times a huge learning rate can overflow.
+    finite = jnp.isfinite(value) & jnp.isfinite(grad_norm) & jax.tree.reduce(
+        jnp.logical_and, jax.tree.map(lambda x: jnp.isfinite(x).all(), trainable), True)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     new_state = TrainState(step=state.step + 1,
                            trainable=keep(trainable, state.trainable),

@@ -342,9 +342,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         pending = metrics
         progress.update(1)
         done = step + 1
-        if done % config.log_every_steps == 0 or done == exp.total_steps:
+        stop = preemption.agreed()
+        evaluate_now = done % eval_every == 0 or done == exp.total_steps
+        save_now = stop or evaluate_now or done % config.checkpoint.every_steps == 0
+        if pending is not None and (save_now or done % config.log_every_steps == 0):
+          # This step's metrics before any save: a skipped (non-finite) step is never saved.
           window.append(_check_finite(jax.device_get(pending), step, checkpoints))
           pending = None
+        if done % config.log_every_steps == 0 or done == exp.total_steps:
           elapsed = time.perf_counter() - window_start
           summary = {k: float(np.mean([m[k] for m in window]))
                      for k in window[0] if k != "finite"}
@@ -355,11 +360,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           progress.set_postfix({k: f"{summary[k]:.4g}" for k in ("loss", "loss_above_floor")
                                 if k in summary})
           window, window_start = [], time.perf_counter()
-        if done % eval_every == 0 or done == exp.total_steps:
+        if evaluate_now:
           save(done, _periodic_evaluation(exp, state, done, writer))
-        elif done % config.checkpoint.every_steps == 0:
+        elif save_now:
           save(done)
-        if preemption.agreed():
+        if stop:
           save(done)
           checkpoints.wait()
           logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.",
@@ -377,13 +382,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def _resume_or_init(exp: Experiment, checkpoints: Checkpoints) -> TrainState:
   """The latest checkpoint's state, or a fresh (optionally pretrained) one."""
-  latest = checkpoints.latest_step()
-  if latest is None:
+  restored = checkpoints.restore_latest_readable(
+      abstract_like(exp.abstract_state, exp.state_shardings))
+  if restored is None:
     state = exp.init(jax.random.key(exp.config.seed))
     return _with_pretrained(exp, state) if exp.config.model.pretrained else state
-  state, input_state = checkpoints.restore(
-      latest, abstract_like(exp.abstract_state, exp.state_shardings))
-  logging.info("Resumed from step %d (%s).", latest, input_state)
+  step, state, input_state = restored
+  logging.info("Resumed from step %d (%s).", step, input_state)
   return state
 
 
