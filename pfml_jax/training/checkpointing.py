@@ -60,8 +60,9 @@ class Checkpoints:
     self._pending: tuple[int, int] | None = None  # (step, bytes) of the save in flight
     if not read_only:
       self.cleanup_partial_saves()
-    self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                         item_names=("state", "input", "config"))
+    self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers={
+        "state": ocp.StandardCheckpointHandler(), "input": ocp.JsonCheckpointHandler(),
+        "config": ocp.JsonCheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -117,6 +118,27 @@ class Checkpoints:
           "of those (e.g. --checkpoint=<step>), or rerun --mode=train, which moves the "
           f"unreadable one aside to {self.unreadable_directory} and resumes from the newest "
           "readable one.") from None
+
+  def restore_config(self, step: int) -> dict:
+    """The resolved config checkpoint ``step`` was written with."""
+    self.wait()
+    return self.manager.restore(step, args=ocp.args.Composite(
+        config=ocp.args.JsonRestore()))["config"]
+
+  def restore_as_saved(self, step: int) -> dict:
+    """The state of ``step`` as nested dicts of host arrays, shaped as the checkpoint records
+    them (no abstract state needed: for reading a model out of a run)."""
+    self.wait()
+    metadata = self.manager.item_metadata(step)["state"]
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            metadata.tree)
+    try:
+      restored = self.manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract)))
+    except Exception as error:  # pylint: disable=broad-except
+      raise self._unreadable(step, error) from error
+    return jax.device_get(restored["state"])
 
   def restore_latest_readable(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
     """(step, state, input state) of the newest checkpoint that restores; None if none exist.

@@ -1,0 +1,62 @@
+"""Retrieval evaluation of a model's variables on a split, sharded over the mesh."""
+
+import dataclasses
+from typing import Callable
+
+import jax
+import numpy as np
+
+from pfml_jax import data as data_lib
+from pfml_jax import evaluation
+from pfml_jax.data.split import Split
+from pfml_jax.training import mesh as mesh_lib
+from pfml_jax.training.embedder import Embedder
+
+
+@dataclasses.dataclass
+class Evaluator:
+  """Embeds a split in padded batches (split over processes and devices) and scores it.
+
+  The embedding function is jitted once, at the first call, for every later evaluation.
+  """
+
+  embedder: Embedder
+  mesh: jax.sharding.Mesh
+  batch_size: int  # global; rounded down to a multiple of the mesh size (at least one row each)
+  ks: tuple[int, ...]
+  backend: str = "auto"
+  nmi: bool = False
+  workers: int = 0
+  _embed: Callable | None = dataclasses.field(default=None, init=False, repr=False)
+
+  def embed(self, variables: dict, images) -> jax.Array:
+    """(B, E) embeddings of this process's image rows, as a global array over the mesh."""
+    rows = mesh_lib.batch_sharding(self.mesh)
+    if self._embed is None:
+      self._embed = jax.jit(self.embedder.apply, out_shardings=rows,
+                            in_shardings=(mesh_lib.replicated_like(variables, self.mesh), rows))
+    return self._embed(variables, mesh_lib.global_array(images, rows))
+
+  def embeddings(self, variables: dict, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """(N, E) embeddings and (N,) labels of every image of ``split``, on every process."""
+    transform = self.embedder.transform
+    batches = data_lib.eval_batches(
+        split, batch_size=max(self.mesh.size, self.batch_size // self.mesh.size * self.mesh.size),
+        image_size=transform.image_size, resize_size=transform.resize_size,
+        interpolation=transform.interpolation, process_index=jax.process_index(),
+        process_count=jax.process_count(), workers=self.workers)
+    return evaluation.extract_embeddings(lambda images: self.embed(variables, images), batches,
+                                         progress=jax.process_index() == 0)
+
+  def __call__(self, variables: dict, split: Split, ks=None) -> dict[str, float]:
+    """Retrieval metrics on ``split``: every item queries all the others."""
+    embeddings, labels = self.embeddings(variables, split)
+    return evaluation.retrieval_metrics(embeddings, labels, tuple(ks or self.ks),
+                                        backend=self.backend, nmi=self.nmi)
+
+
+def make_evaluator(embedder: Embedder, mesh: jax.sharding.Mesh, eval_config,
+                   workers: int = 0) -> Evaluator:
+  """The evaluator of ``config.eval``."""
+  return Evaluator(embedder, mesh, eval_config.batch_size, tuple(eval_config.ks),
+                   eval_config.backend, eval_config.nmi, workers)

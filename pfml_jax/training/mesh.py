@@ -1,0 +1,45 @@
+"""The device mesh and the placement of host data on it."""
+
+import jax
+import ml_collections
+import numpy as np
+
+from pfml_jax.user_errors import ConfigError
+
+P = jax.sharding.PartitionSpec
+
+
+def make_mesh(mesh_config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """A 1-D 'data' mesh over ``mesh.data`` devices (-1: all)."""
+  size = jax.device_count() if mesh_config.data == -1 else mesh_config.data
+  if not 1 <= size <= jax.device_count() or jax.device_count() % size:
+    raise ConfigError(f"mesh.data={mesh_config.data}: must be -1 or divide the "
+                      f"{jax.device_count()} available devices.")
+  return jax.make_mesh((size,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:size])
+
+
+def batch_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+  """Rows split over the data axis."""
+  return jax.NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
+  return jax.NamedSharding(mesh, P())
+
+
+def replicated_like(tree, mesh: jax.sharding.Mesh):
+  """A replicated sharding for every leaf of ``tree``."""
+  return jax.tree.map(lambda _: replicated(mesh), tree)
+
+
+def global_array(rows: np.ndarray, sharding) -> jax.Array:
+  """This process's rows -> one global array split over the mesh's data axis."""
+  rows = np.asarray(rows)
+  global_shape = (rows.shape[0] * jax.process_count(),) + rows.shape[1:]
+  return jax.make_array_from_process_local_data(sharding, rows, global_shape)
+
+
+def platform(mesh: jax.sharding.Mesh) -> str:
+  """The platform ("cpu", "gpu", "tpu") of the devices the mesh is built on."""
+  return mesh.devices.flat[0].platform
