@@ -24,7 +24,8 @@ import numpy as np
 from pfml_jax import default_config
 from pfml_jax.data.images import ArrayImageSource
 from pfml_jax.data.split import Split
-from pfml_jax.training import trainer
+from pfml_jax.training import setup
+from pfml_jax.training.mesh import global_array
 
 SCALES = {"cub": (100, 15, 60), "sop": (11318, 2, 4)}  # classes, proxies per class, images each
 
@@ -47,8 +48,8 @@ def bench_config(backbone: str, scale: str, batch: int, dtype: str, method: str,
   config.model.embedding_dim = 384 if "vit" in backbone or "dino" in backbone else 512
   config.model.dtype = dtype
   config.model.frozen_bn = {"config": scale == "cub", "frozen": True, "trained": False}[bn]
-  config.loss.proxies_per_class = SCALES[scale][1]
-  config.loss.hparams.method = method
+  config.loss.pfml.proxies_per_class = SCALES[scale][1]
+  config.loss.pfml.method = method
   config.data.classes_per_batch = batch // 4
   config.data.images_per_class = 4
   config.data.val_classes = 0
@@ -61,10 +62,10 @@ def bench(backbone, scale, batch, steps, warmup, dtype, method, bn) -> dict:
   classes, _, per_class = SCALES[scale]
   config = bench_config(backbone, scale, batch, dtype, method, bn)
   split = synthetic_split(classes, per_class, 256)
-  exp = trainer.build(config, splits=(split, None, split))
-  train_input = trainer.make_train_input(exp, start_step=0)
+  exp = setup.build(config, splits=(split, None, split))
+  train_input = setup.make_train_input(exp, start_step=0)
   start = time.perf_counter()
-  train_step, device_data = trainer.compile_train_step(exp, train_input)
+  train_step, device_data = setup.compile_train_step(exp, train_input)
   state = exp.init(jax.random.key(0))
   batch_sharding = jax.NamedSharding(exp.mesh, jax.P("data"))
   batches = iter(train_input)
@@ -73,7 +74,7 @@ def bench(backbone, scale, batch, steps, warmup, dtype, method, bn) -> dict:
   def run(count, state):
     for step in range(count):
       host = next(batches)
-      device_batch = {k: trainer._global_array(v, batch_sharding) for k, v in host.items()}
+      device_batch = {k: global_array(v, batch_sharding) for k, v in host.items()}
       state, metrics = train_step(state, device_data, device_batch, jax.random.fold_in(rng, step))
     jax.block_until_ready(state)
     return state, metrics

@@ -30,6 +30,9 @@ flags.DEFINE_string("coordinator_address", None,
                     "environment JAX detects by itself (TPU pods and SLURM need nothing).")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with coordinator_address).")
 flags.DEFINE_integer("process_id", None, "This process's index (with coordinator_address).")
+flags.DEFINE_bool("allow_input_change", False,
+                  "Resume even though the seed, dataset, batch shape or label noise differ from "
+                  "the checkpoint's (the run then continues with other batches).")
 flags.DEFINE_bool("verbose", False, "Show the traceback of input errors, and INFO logs on the "
                   "terminal (they always go to <workdir>/logs/).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -51,7 +54,8 @@ def main(argv):
     if local:
       command_line.log_to_workdir(FLAGS.workdir)
     if FLAGS.mode == "train":
-      trainer.train_and_evaluate(config, FLAGS.workdir)
+      trainer.train_and_evaluate(config, FLAGS.workdir,
+                                 allow_input_change=FLAGS.allow_input_change)
     else:
       trainer.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
   except UserInputError as error:

@@ -15,9 +15,11 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
+from pfml_jax import checks
+
 ATTEMPTS = 10
 # Config string -> PIL filter (antialiased when downscaling, as torchvision's on PIL images).
-INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+INTERPOLATIONS = {name: getattr(Image, name.upper()) for name in checks.INTERPOLATIONS}
 
 
 @dataclasses.dataclass(frozen=True)

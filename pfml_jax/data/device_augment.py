@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfml_jax.data.crops import INTERPOLATIONS
+from pfml_jax import checks
 
 
 def _padded_rows(images: np.ndarray, index: tuple, total_rows: int) -> np.ndarray:
@@ -155,8 +155,7 @@ def augment_on_device(cache: jax.Array, indices: jax.Array, boxes: jax.Array,
     images = jnp.take(cache, indices, axis=0)
   else:
     images = _gather_sharded(cache, indices, mesh, cache_axis)
-  if interpolation not in INTERPOLATIONS:
-    raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
+  checks.interpolation(interpolation)
   if sizes is None:
     sizes = jnp.full_like(boxes[:, :2], cache.shape[1], dtype=jnp.int32)  # sharded as boxes
   crop = functools.partial(_crop_one, out_size=out_size, interpolation=interpolation)

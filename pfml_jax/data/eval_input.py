@@ -14,6 +14,7 @@ import grain
 import numpy as np
 from PIL import Image
 
+from pfml_jax import checks
 from pfml_jax.data.crops import INTERPOLATIONS
 from pfml_jax.data.grain_pipeline import prefetching_iterator
 from pfml_jax.data.split import Split
@@ -82,13 +83,10 @@ def eval_batches(split: Split, *, batch_size: int, image_size: int, resize_size:
   Yields ``{"images": uint8 (B_local, S, S, 3), "labels": int32, "mask": bool,
   "index": int32}`` with ``index`` the row of the image in the split.
   """
-  if interpolation not in INTERPOLATIONS:
-    raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
+  checks.interpolation(interpolation)
   if resize_size < image_size:
     raise ValueError(f"resize_size={resize_size} must be >= image_size={image_size}.")
-  if batch_size % process_count:
-    raise ValueError(f"batch_size={batch_size} must divide evenly over {process_count} processes.")
-  local = batch_size // process_count
+  local = checks.divides(batch_size, process_count)
   loader = EvalBatchLoader(split, batch_size, (process_index * local, (process_index + 1) * local),
                            image_size, resize_size, interpolation)
   return EvalInput(loader, workers, threads)

@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from pfml_jax import checks
 from pfml_jax.data.crops import INTERPOLATIONS
 from pfml_jax.data.split import Split
 
@@ -123,8 +124,7 @@ def build_image_cache(split: Split, size: int | None, interpolation: str = "bicu
       "" keeps the cache in memory only.
     workers: decoding threads.
   """
-  if interpolation not in INTERPOLATIONS:
-    raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
+  checks.interpolation(interpolation)
   if cache_dir is None:
     cache_dir = os.path.join(split.root, ".pfml_cache") if split.root else ""
   path = cache_name(split, size or 0, interpolation)

@@ -6,8 +6,6 @@ it to the training split, never to validation or test labels.
 """
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 
@@ -30,19 +28,10 @@ class LabelNoiseRecord:
     return float(len(self.indices)) / max(self.num_labels, 1)
 
   def to_json(self) -> dict:
+    """Every changed label in full (written as the run's label_noise.json)."""
     return {"rate": self.rate, "seed": self.seed, "num_classes": self.num_classes,
             "num_labels": self.num_labels, "indices": self.indices.tolist(),
             "original": self.original.tolist(), "noisy": self.noisy.tolist()}
-
-  def save(self, path: str | os.PathLike) -> None:
-    """Writes the record as JSON (``.json``) or NumPy arrays (``.npz``)."""
-    if os.fspath(path).endswith(".npz"):
-      np.savez(path, rate=self.rate, seed=self.seed, num_classes=self.num_classes,
-               num_labels=self.num_labels, indices=self.indices, original=self.original,
-               noisy=self.noisy)
-    else:
-      with open(path, "w") as f:
-        json.dump(self.to_json(), f)
 
 
 def apply_label_noise(labels: np.ndarray, num_classes: int, rate: float,

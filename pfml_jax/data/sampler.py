@@ -64,15 +64,10 @@ class ClassBalancedSampler:
       picks.append(rng.choice(members, size=k, replace=len(members) < k))
     return np.concatenate(picks).astype(np.int64)
 
-  def state(self, next_step: int) -> dict[str, int]:
-    """What a checkpoint needs to replay the batches: the next step (and the seed, to check)."""
-    return {"next_step": int(next_step), "seed": self.seed}
-
-  def restore(self, state: dict[str, int]) -> int:
-    """The step to resume from; fails if the checkpoint was written with another seed."""
-    if int(state["seed"]) != self.seed:
-      raise ValueError(f"checkpointed sampler seed {state['seed']} != configured {self.seed}.")
-    return int(state["next_step"])
+  def state(self, next_step: int) -> dict:
+    """What fixes the batches from ``next_step`` on (checkpointed, compared on resume)."""
+    return {"next_step": int(next_step), "seed": self.seed, "sampler": "class_balanced",
+            "batch_size": self.batch_size, "classes_per_batch": self.classes_per_batch}
 
 
 class RandomSampler:
@@ -125,8 +120,10 @@ class RandomSampler:
     offset = first * self.num_images
     return stream[start - offset:stop - offset].astype(np.int64)
 
-  state = ClassBalancedSampler.state
-  restore = ClassBalancedSampler.restore
+  def state(self, next_step: int) -> dict:
+    """What fixes the batches from ``next_step`` on (checkpointed, compared on resume)."""
+    return {"next_step": int(next_step), "seed": self.seed, "sampler": "random",
+            "batch_size": self.batch_size}
 
 
 SAMPLERS = {"class_balanced": ClassBalancedSampler, "random": RandomSampler}

@@ -26,13 +26,16 @@ else about the input needs checkpointing.
 
 import dataclasses
 import itertools
+import zlib
 from collections.abc import Iterator
+from typing import Protocol
 
 import grain
 import jax
 import numpy as np
 
-from pfml_jax.data.crops import (INTERPOLATIONS, CropVariates, crop_boxes, crop_resize_flip,
+from pfml_jax import checks
+from pfml_jax.data.crops import (CropVariates, crop_boxes, crop_resize_flip,
                                   crop_variates)
 from pfml_jax.data.device_augment import augment_on_device, place_cache
 from pfml_jax.data.grain_pipeline import prefetching_iterator
@@ -66,6 +69,13 @@ class BatchPlan:
     variates = crop_variates(self.seed, step, self.sampler.batch_size).rows(start, stop)
     return indices, variates
 
+  def state(self, next_step: int) -> dict:
+    """The sampler's state and a digest of the labels it draws from, so that a resume can
+    tell a changed split, label noise or batch shape from the checkpointed one."""
+    labels = np.ascontiguousarray(self.labels, np.int32)
+    return {**self.sampler.state(next_step), "train_images": len(labels),
+            "labels_crc32": zlib.crc32(labels.tobytes())}
+
 
 @dataclasses.dataclass(frozen=True)
 class DecodeAndCrop:
@@ -86,35 +96,42 @@ class DecodeAndCrop:
     return {"images": pixels, "labels": self.plan.labels[indices].astype(np.int32)}
 
 
-@dataclasses.dataclass
-class TrainInput:
-  """Iterable over this process's share of every training batch from ``start_step`` on."""
+@dataclasses.dataclass(frozen=True)
+class StreamedTrainInput:
+  """grain mode: worker processes decode and crop each step's images on the host."""
 
   plan: BatchPlan
-  split: Split
-  mode: str
+  images: ImageSource
   start_step: int
   workers: int
   threads: int
-  cache: ImageCache | None
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    dataset = grain.MapDataset.range(self.start_step, MAX_STEPS).map(
+        DecodeAndCrop(self.plan, self.images))
+    return prefetching_iterator(dataset, self.threads, self.workers)
+
+  def device_data(self) -> dict[str, jax.Array]:
+    return {}
+
+  def device_images(self, device_data: dict[str, jax.Array],
+                    batch: dict[str, jax.Array]) -> jax.Array:
+    del device_data
+    return batch["images"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedTrainInput:
+  """cached mode: the images live on device, decoded once; the step crops them there."""
+
+  plan: BatchPlan
+  cache: ImageCache
+  start_step: int
   mesh: jax.sharding.Mesh | None
   cache_axis: str | None
 
-  @property
-  def steps_per_epoch(self) -> int:
-    """ceil(train images / global batch size) (see ``sampler.py``)."""
-    return self.plan.sampler.steps_per_epoch
-
-  @property
-  def global_batch_size(self) -> int:
-    return self.plan.sampler.batch_size
-
-  @property
-  def local_batch_size(self) -> int:
-    return self.plan.rows[1] - self.plan.rows[0]
-
   def cached_batch(self, step: int) -> dict[str, np.ndarray]:
-    """The cached mode's host batch: image rows, crop boxes, flips and labels."""
+    """The host batch: image rows, crop boxes, flips, cached sizes and labels."""
     indices, variates = self.plan.indices_and_variates(step)
     heights, widths = self.cache.heights[indices], self.cache.widths[indices]
     boxes = crop_boxes(variates, heights, widths, self.plan.scale, self.plan.ratio)
@@ -125,27 +142,32 @@ class TrainInput:
             "labels": self.plan.labels[indices].astype(np.int32)}
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-    if self.mode == "cached":
-      return map(self.cached_batch, itertools.count(self.start_step))
-    dataset = grain.MapDataset.range(self.start_step, MAX_STEPS).map(
-        DecodeAndCrop(self.plan, self.split.images))
-    return prefetching_iterator(dataset, self.threads, self.workers)
+    return map(self.cached_batch, itertools.count(self.start_step))
 
   def device_data(self) -> dict[str, jax.Array]:
-    """Arrays the train step needs on device: the image cache (cached mode) or nothing."""
-    if self.mode != "cached":
-      return {}
     return {"cache": place_cache(self.cache.images, self.mesh, self.cache_axis)}
 
   def device_images(self, device_data: dict[str, jax.Array],
                     batch: dict[str, jax.Array]) -> jax.Array:
-    """(B, S, S, 3) uint8 training images of a (global) batch; call inside the jitted step."""
-    if self.mode != "cached":
-      return batch["images"]
     return augment_on_device(device_data["cache"], batch["indices"], batch["boxes"],
                              batch["flips"], batch["sizes"], out_size=self.plan.image_size,
                              interpolation=self.plan.interpolation, mesh=self.mesh,
                              cache_axis=self.cache_axis)
+
+
+class TrainInput(Protocol):
+  """Iterable over this process's share of every training batch from ``start_step`` on."""
+
+  plan: BatchPlan
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]: ...
+
+  def device_data(self) -> dict[str, jax.Array]:
+    """Arrays the train step needs on device, placed once (the image cache, or nothing)."""
+
+  def device_images(self, device_data: dict[str, jax.Array],
+                    batch: dict[str, jax.Array]) -> jax.Array:
+    """(B, S, S, 3) uint8 training images of a (global) batch; call inside the jitted step."""
 
 
 def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
@@ -183,21 +205,17 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
   """
   if mode not in MODES:
     raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
-  if interpolation not in INTERPOLATIONS:
-    raise ValueError(f"interpolation={interpolation!r}: expected one of {sorted(INTERPOLATIONS)}")
-  if batch_size % process_count:
-    raise ValueError(f"batch_size={batch_size} must divide evenly over {process_count} processes.")
-  if not (0 < scale[0] <= scale[1] <= 1 and 0 < ratio[0] <= ratio[1]):
-    raise ValueError(f"scale={scale} needs 0 < low <= high <= 1 and ratio={ratio} 0 < low <= high.")
+  checks.interpolation(interpolation)
+  local = checks.divides(batch_size, process_count)
+  scale, ratio = checks.crop_ranges(scale, ratio)
   sampler = make_sampler(sampler, split.labels, batch_size=batch_size,
                          classes_per_batch=classes_per_batch, seed=seed)
-  local = batch_size // process_count
-  plan = BatchPlan(sampler, np.asarray(split.labels), seed, image_size, tuple(scale),
-                   tuple(ratio), interpolation, (process_index * local,
+  plan = BatchPlan(sampler, np.asarray(split.labels), seed, image_size, scale, ratio,
+                   interpolation, (process_index * local,
                                                  (process_index + 1) * local))
-  cache = None
-  if mode == "cached":
-    # The one-time decode uses the whole decoding budget, workers x threads, as threads.
-    cache = build_image_cache(split, cache_size, interpolation, cache_dir,
-                              workers=max(workers, 1) * max(threads, 1))
-  return TrainInput(plan, split, mode, start_step, workers, threads, cache, mesh, cache_axis)
+  if mode == "grain":
+    return StreamedTrainInput(plan, split.images, start_step, workers, threads)
+  # The one-time decode uses the whole decoding budget, workers x threads, as threads.
+  cache = build_image_cache(split, cache_size, interpolation, cache_dir,
+                            workers=max(workers, 1) * max(threads, 1))
+  return CachedTrainInput(plan, cache, start_step, mesh, cache_axis)

@@ -21,7 +21,8 @@ gives 0 with zero gradients.
 import jax
 import jax.numpy as jnp
 
-from pfml_jax.losses.potential_energy import l2_normalize
+from pfml_jax.losses.pair_terms import batch_pair_masks, log1p_sum_exp
+from pfml_jax.numerics import l2_normalize
 
 
 def multi_similarity_loss(embeddings: jnp.ndarray, labels: jnp.ndarray,
@@ -46,22 +47,12 @@ def multi_similarity_loss(embeddings: jnp.ndarray, labels: jnp.ndarray,
   del proxies, proxy_labels
   unit = l2_normalize(embeddings)
   similarity = jnp.matmul(unit, unit.T, precision=jax.lax.Precision.HIGHEST)
-  valid = labels >= 0
-  both_valid = valid[:, None] & valid[None, :]
-  same = labels[:, None] == labels[None, :]
-  positive = both_valid & same & ~jnp.eye(labels.shape[0], dtype=bool)
-  negative = both_valid & ~same
+  positive, negative = batch_pair_masks(labels)
   fixed = jax.lax.stop_gradient(similarity)
   hardest_negative = jnp.max(jnp.where(negative, fixed, -jnp.inf), axis=1, keepdims=True)
   easiest_positive = jnp.min(jnp.where(positive, fixed, jnp.inf), axis=1, keepdims=True)
   kept_positive = positive & (fixed - epsilon < hardest_negative)
   kept_negative = negative & (fixed + epsilon > easiest_positive)
-  pos_term = _log1p_sum_exp(-alpha * (similarity - base), kept_positive) / alpha
-  neg_term = _log1p_sum_exp(beta * (similarity - base), kept_negative) / beta
-  return jnp.sum(pos_term + neg_term) / jnp.maximum(jnp.sum(valid), 1)
-
-
-def _log1p_sum_exp(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-  """log(1 + sum over the masked columns of exp(x)) per row, stably; 0 for empty rows."""
-  one = jnp.zeros((x.shape[0], 1), x.dtype)
-  return jax.nn.logsumexp(jnp.concatenate([jnp.where(mask, x, -jnp.inf), one], axis=1), axis=1)
+  pos_term = log1p_sum_exp(-alpha * (similarity - base), kept_positive, axis=1) / alpha
+  neg_term = log1p_sum_exp(beta * (similarity - base), kept_negative, axis=1) / beta
+  return jnp.sum(pos_term + neg_term) / jnp.maximum(jnp.sum(labels >= 0), 1)

@@ -13,7 +13,7 @@ Default T = 0.05 (paper; also pytorch-metric-learning's ``NormalizedSoftmaxLoss`
 import jax
 import jax.numpy as jnp
 
-from pfml_jax.losses.potential_energy import l2_normalize
+from pfml_jax.numerics import l2_normalize
 from pfml_jax.losses.proxy_nca import class_negative_log_likelihood
 
 

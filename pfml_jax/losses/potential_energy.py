@@ -24,6 +24,8 @@ from pfml_jax.losses import pallas_field
 from pfml_jax.losses.block_sparse_field import BlockLayout, block_sparse_energy_and_grad
 from pfml_jax.losses.dense_field import dense_energy
 from pfml_jax.losses.potentials import FieldParams
+from pfml_jax.numerics import l2_normalize
+from pfml_jax.platforms import check_platform, default_platform, platform_of
 
 METHODS = ("auto", "dense", "block_sparse", "pallas_screen", "pallas")
 # Methods that run Pallas Triton kernels: CUDA GPUs only (or Pallas' interpreter).
@@ -45,19 +47,13 @@ class _Plan(NamedTuple):
   interpret: bool
 
 
-def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
-  """x / ||x|| in float32 per row; zero rows stay zero with finite gradients."""
-  x = x.astype(jnp.float32)
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
-
-
 def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
                      proxies: jnp.ndarray | None = None, proxy_labels: jnp.ndarray | None = None,
                      *, alpha: float = 3.0, delta_att: float = 0.2, delta_rep: float = 0.2,
                      normalize_proxies: bool = True, method: str = "auto",
                      mesh: jax.sharding.Mesh | None = None, axis: str = "data",
                      kernel_config: pallas_field.KernelConfig = pallas_field.DEFAULT_CONFIG,
-                     interpret: bool = False) -> jnp.ndarray:
+                     interpret: bool = False, platform: str | None = None) -> jnp.ndarray:
   """PFML's total potential energy; a float32 scalar, differentiable in embeddings and proxies.
 
   Args:
@@ -77,6 +73,8 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
     axis: the mesh axis name used with ``mesh``.
     kernel_config: tiling of the Pallas kernels (``pallas_field.KernelConfig``).
     interpret: run the Pallas kernels in Pallas' interpreter, on any backend (slow; tests).
+    platform: where the energy runs ("cpu", "cuda", "rocm", "tpu"), for ``method="auto"``
+      and the kernels' check; None: the mesh's devices', else the default device's.
   Returns:
     The energy U as a float32 scalar.
   """
@@ -86,7 +84,7 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
   points, point_labels = _gather_points(embeddings, labels, proxies, proxy_labels,
                                         normalize_proxies)
   num_points, dim = points.shape
-  on_cuda = _on_cuda(mesh)
+  on_cuda = _platform(mesh, platform) == "cuda"
   # The kernels' screen assumes unit vectors; unnormalised proxies take the XLA screen, whose
   # threshold follows every point's norm.
   unit_points = normalize_proxies or proxies is None
@@ -133,15 +131,11 @@ def _gather_points(embeddings, labels, proxies, proxy_labels, normalize_proxies)
   return jnp.concatenate(points), jnp.concatenate(point_labels)
 
 
-def _on_cuda(mesh: jax.sharding.Mesh | None) -> bool:
-  """Whether the computation runs on CUDA GPUs (the mesh's devices, else the default one)."""
-  device = jax.devices()[0] if mesh is None else mesh.devices.flat[0]
-  if device.platform != "gpu":
-    return False
-  try:
-    return device in jax.devices("cuda")
-  except RuntimeError:  # a GPU backend without CUDA (ROCm)
-    return False
+def _platform(mesh: jax.sharding.Mesh | None, platform: str | None) -> str:
+  """The platform named, else the mesh's devices', else the default device's."""
+  if platform is not None:
+    return check_platform(platform)
+  return default_platform() if mesh is None else platform_of(mesh.devices.flat[0])
 
 
 def _auto_method(num_points: int, dim: int, on_cuda: bool) -> str:

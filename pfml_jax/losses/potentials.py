@@ -11,10 +11,11 @@ beyond ``delta_rep``. Every path of the energy (dense, block-sparse, GPU kernel)
 with these functions, so they share one meaning.
 """
 
-import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
+
+from pfml_jax import checks
 
 # Distances are clamped from below (d >= MIN_DISTANCE, through d^2 before the square root) so
 # that coincident points give finite energies and gradients.
@@ -31,10 +32,8 @@ class FieldParams(NamedTuple):
 
   def validate(self) -> "FieldParams":
     """Raises a ValueError naming the bad value; returns self."""
-    for name, value in self._asdict().items():
-      if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"potential field: {name} must be a finite number > 0, got {value!r}.")
-    return FieldParams(*(float(v) for v in self))
+    return FieldParams(*(checks.positive_number(value, f"potential field: {name}")
+                         for name, value in self._asdict().items()))
 
   @property
   def far_repulsion(self) -> float:

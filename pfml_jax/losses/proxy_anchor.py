@@ -14,7 +14,8 @@ paper and its reference code. With M > 1 proxies per class each proxy is its own
 import jax
 import jax.numpy as jnp
 
-from pfml_jax.losses.potential_energy import l2_normalize
+from pfml_jax.losses.pair_terms import log1p_sum_exp, proxy_pair_masks
+from pfml_jax.numerics import l2_normalize
 
 
 def proxy_anchor_loss(embeddings: jnp.ndarray, labels: jnp.ndarray, proxies: jnp.ndarray,
@@ -34,20 +35,11 @@ def proxy_anchor_loss(embeddings: jnp.ndarray, labels: jnp.ndarray, proxies: jnp
   """
   cosine = jnp.matmul(l2_normalize(embeddings), l2_normalize(proxies).T,
                       precision=jax.lax.Precision.HIGHEST)
-  valid_rows = (labels >= 0)[:, None]
-  valid_proxies = proxy_labels >= 0
-  same = labels[:, None] == proxy_labels[None, :]
-  positive = valid_rows & valid_proxies[None, :] & same
-  negative = valid_rows & valid_proxies[None, :] & ~same
-  pos_term = _log1p_sum_exp(-alpha * (cosine - margin), positive)
-  neg_term = _log1p_sum_exp(alpha * (cosine + margin), negative)
+  positive, negative = proxy_pair_masks(labels, proxy_labels)
+  pos_term = log1p_sum_exp(-alpha * (cosine - margin), positive, axis=0)
+  neg_term = log1p_sum_exp(alpha * (cosine + margin), negative, axis=0)
   num_with_positives = jnp.sum(jnp.any(positive, axis=0))
-  num_proxies = jnp.sum(valid_proxies)
+  num_proxies = jnp.sum(proxy_labels >= 0)
   return (jnp.sum(pos_term) / jnp.maximum(num_with_positives, 1)
           + jnp.sum(neg_term) / jnp.maximum(num_proxies, 1))
 
-
-def _log1p_sum_exp(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
-  """log(1 + sum over the masked rows of exp(x)) per column, stably; 0 for empty columns."""
-  one = jnp.zeros((1, x.shape[1]), x.dtype)
-  return jax.nn.logsumexp(jnp.concatenate([jnp.where(mask, x, -jnp.inf), one]), axis=0)

@@ -15,7 +15,7 @@ sphere, this equals a normalised softmax with temperature 1 / (2 s).
 import jax
 import jax.numpy as jnp
 
-from pfml_jax.losses.potential_energy import l2_normalize
+from pfml_jax.numerics import l2_normalize
 
 
 def proxy_nca_loss(embeddings: jnp.ndarray, labels: jnp.ndarray, proxies: jnp.ndarray,

@@ -12,12 +12,13 @@ large), so that ``loss - floor`` can be logged.
 """
 
 import dataclasses
-import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
+from pfml_jax import checks
+from pfml_jax.platforms import platform_of
 from pfml_jax.losses import proxies as proxy_lib
 from pfml_jax.losses.energy_floor import energy_floor
 from pfml_jax.losses.multi_similarity import multi_similarity_loss
@@ -42,6 +43,8 @@ class LossSpec:
   floor: Callable[..., jnp.ndarray] | None = None  # (labels, proxy_labels, **hparams) -> scalar
   positive: tuple[str, ...] = ()  # hyperparameters that must be finite and > 0
   choices: dict[str, tuple] = dataclasses.field(default_factory=dict)  # string options
+  # Accepts platform= (a platform-dependent fast path) and mesh= (its pairs split over it).
+  takes_placement: bool = False
 
 
 LOSSES: dict[str, LossSpec] = {
@@ -50,7 +53,7 @@ LOSSES: dict[str, LossSpec] = {
                      defaults=dict(alpha=3.0, delta_att=0.2, delta_rep=0.2,
                                    normalize_proxies=True, method="auto"),
                      floor=energy_floor, positive=("alpha", "delta_att", "delta_rep"),
-                     choices={"method": METHODS}),
+                     choices={"method": METHODS}, takes_placement=True),
     # Baselines (docs/losses.md). Proxy Anchor: alpha = 32, delta = 0.1, kaiming-normal proxies
     # (Kim et al. 2020 and their code; the recipe trains proxies at 100x the learning rate).
     "proxy_anchor": LossSpec(proxy_anchor_loss, proxies_per_class=1, min_proxies_per_class=1,
@@ -82,16 +85,36 @@ class Loss:
   spec: LossSpec
   proxies_per_class: int
   hparams: dict[str, Any]
+  pad_to: int = 1  # proxies are padded to a multiple of this (the shards they split into)
+  mesh: jax.sharding.Mesh | None = None  # passed to a loss that splits its pairs over it
+  platform: str | None = None  # passed to a loss with a platform-dependent fast path
+
+  def placed(self, mesh: jax.sharding.Mesh, shard_proxies: bool,
+             platform: str | None = None) -> "Loss":
+    """This loss on ``mesh`` (for ``platform``; default: the mesh's devices'). With
+    ``shard_proxies`` its proxies are padded to split over the mesh and a loss that can
+    splits its pair rows over it too."""
+    platform = platform or platform_of(mesh.devices.flat[0])
+    if not shard_proxies:
+      return dataclasses.replace(self, platform=platform)
+    split = self.spec.takes_placement and mesh.size > 1
+    return dataclasses.replace(self, pad_to=mesh.size, mesh=mesh if split else None,
+                               platform=platform)
 
   def init_proxies(self, rng: jax.Array, num_classes: int, dim: int) -> jnp.ndarray:
-    """(num_classes * M, dim) float32 initial proxies ((0, dim) for proxy-free losses)."""
+    """(num_classes * M + padding, dim) float32 initial proxies ((0, dim) for proxy-free
+    losses), with zero padding rows up to a multiple of ``pad_to``."""
     if self.proxies_per_class == 0:
-      return jnp.zeros((0, dim), jnp.float32)
-    return proxy_lib.init_proxies(rng, num_classes, self.proxies_per_class, dim,
-                                  self.spec.proxy_init)
+      proxies = jnp.zeros((0, dim), jnp.float32)
+    else:
+      proxies = proxy_lib.init_proxies(rng, num_classes, self.proxies_per_class, dim,
+                                       self.spec.proxy_init)
+    return jnp.pad(proxies, ((0, -len(proxies) % self.pad_to), (0, 0)))
 
   def proxy_labels(self, num_classes: int) -> jnp.ndarray:
-    return proxy_lib.proxy_labels(num_classes, self.proxies_per_class)
+    """The class of every proxy, class-major, then -1 for the padding of ``init_proxies``."""
+    labels = proxy_lib.proxy_labels(num_classes, self.proxies_per_class)
+    return jnp.concatenate([labels, -jnp.ones(-len(labels) % self.pad_to, jnp.int32)])
 
   def floor(self, labels, proxy_labels) -> jnp.ndarray | None:
     """The lowest value the loss can take for these labels; None when not defined."""
@@ -99,9 +122,11 @@ class Loss:
       return None
     return self.spec.floor(labels, proxy_labels, **self.hparams)
 
-  def __call__(self, embeddings, labels, proxies, proxy_labels, **call_options) -> jnp.ndarray:
-    return self.spec.fn(embeddings, labels, proxies, proxy_labels, **self.hparams,
-                        **call_options)
+  def __call__(self, embeddings, labels, proxies, proxy_labels) -> jnp.ndarray:
+    placement = {}
+    if self.spec.takes_placement:
+      placement = {"platform": self.platform, **({} if self.mesh is None else {"mesh": self.mesh})}
+    return self.spec.fn(embeddings, labels, proxies, proxy_labels, **self.hparams, **placement)
 
 
 def make_loss(name: str, proxies_per_class: int | None = None, **overrides) -> Loss:
@@ -121,9 +146,7 @@ def make_loss(name: str, proxies_per_class: int | None = None, **overrides) -> L
                       f"{spec.min_proxies_per_class}, got {per_class}.")
   hparams = {**spec.defaults, **overrides}
   for key in spec.positive:
-    value = hparams[key]
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-      raise ConfigError(f"Loss {name!r}: {key} must be a finite number > 0, got {value!r}.")
+    checks.positive_number(hparams[key], f"Loss {name!r}: {key}")
   for key, allowed in spec.choices.items():
     if hparams[key] not in allowed:
       raise ConfigError(f"Loss {name!r}: {key} must be one of {list(allowed)}, "

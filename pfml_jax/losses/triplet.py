@@ -23,7 +23,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from pfml_jax.losses.potential_energy import l2_normalize
+from pfml_jax.losses.pair_terms import batch_pair_masks
+from pfml_jax.numerics import l2_normalize
 from pfml_jax.losses.potentials import clamped_distance
 
 
@@ -48,11 +49,7 @@ def triplet_loss(embeddings: jnp.ndarray, labels: jnp.ndarray,
   unit = l2_normalize(embeddings)
   cosine = jnp.matmul(unit, unit.T, precision=jax.lax.Precision.HIGHEST)
   distance = clamped_distance(2.0 - 2.0 * cosine)
-  valid = labels >= 0
-  both_valid = valid[:, None] & valid[None, :]
-  same = labels[:, None] == labels[None, :]
-  positive = both_valid & same & ~jnp.eye(labels.shape[0], dtype=bool)
-  negative = both_valid & ~same
+  positive, negative = batch_pair_masks(labels)
   return MINING[mining](distance, positive, negative, margin)
 
 

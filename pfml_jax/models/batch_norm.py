@@ -12,9 +12,9 @@ mode too, they are never updated, and no gradient reaches scale or bias.
 Training with batch statistics has two implementations (``implementation``) of the same
 function: "autodiff" (default), JAX's derivative of the formula, and "fused", a hand-written
 backward pass that reads the input and the output gradient twice, once for both per-channel sums
-(one reduction kernel) and once for the input gradient. The compiled HLO of "fused" moves fewer
-bytes, but on an H100 (2026-11-23, ResNet-50, batch 256, bf16) it measured slower: 5,327 vs
-5,518 img/s (benchmarks/backbone_variants.py), so "autodiff" is the default.
+(one reduction kernel) and once for the input gradient. "autodiff" is the default: "fused"
+moves fewer bytes in the compiled HLO but trains ResNet-50 more slowly on an H100
+(docs/benchmarks.md, benchmarks/backbone_variants.py).
 """
 
 import functools

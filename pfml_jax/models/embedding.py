@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from pfml_jax.models.registry import get_backbone_spec
+from pfml_jax.numerics import l2_normalize
 from pfml_jax.user_errors import ConfigError
 
 # Initialisers of the new linear head: kaiming_normal_(mode='fan_out') with zero bias, as
@@ -45,12 +46,6 @@ POOLINGS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
     "avg+max": lambda x: _avg(x) + _max(x),
     "token": lambda tokens: tokens[:, 0].astype(jnp.float32),
 }
-
-
-def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
-  """x / ||x|| per row in float32; a zero row stays zero."""
-  x = x.astype(jnp.float32)
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), eps * eps))
 
 
 class EmbeddingModel(nn.Module):
@@ -96,7 +91,8 @@ class EmbeddingModel(nn.Module):
 
 def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str | None = None,
                          frozen_bn: bool = False, dtype: Any = jnp.float32,
-                         head_init: str = "kaiming_fan_out", **backbone_kwargs) -> EmbeddingModel:
+                         head_init: str = "kaiming_fan_out", platform: str | None = None,
+                         **backbone_kwargs) -> EmbeddingModel:
   """The embedding model of a registered backbone.
 
   Args:
@@ -109,6 +105,8 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
     dtype: compute dtype of the backbone (jnp.bfloat16 for mixed precision); parameters, the
       head and the output stay float32.
     head_init: initialiser of the head's kernel, a key of ``HEAD_INITS``.
+    platform: where the model will run ("cpu", "cuda", "rocm", "tpu"; None: the default
+      device's), for backbones with a platform-dependent kernel (the ViTs' attention).
     **backbone_kwargs: overrides of the backbone constructor's fields (e.g. ``depth``).
   """
   spec = get_backbone_spec(backbone)
@@ -123,6 +121,8 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
     raise ConfigError(f"head_init={head_init!r}: choose one of {sorted(HEAD_INITS)}.")
   if spec.has_batch_norm:
     backbone_kwargs["frozen_bn"] = frozen_bn
+  if spec.takes_platform:
+    backbone_kwargs["platform"] = platform
   module = spec.constructor(dtype=dtype, **backbone_kwargs)
   return EmbeddingModel(backbone=module, embedding_dim=embedding_dim, pooling=pooling,
                         channel_order=spec.channel_order, pixel_scale=spec.pixel_scale,

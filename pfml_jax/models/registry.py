@@ -44,6 +44,7 @@ class BackboneSpec:
   pixel_scale: float = 255.0  # raw pixels are divided by this (255: to 0..1)
   mean: tuple[float, float, float] = IMAGENET_MEAN
   std: tuple[float, float, float] = IMAGENET_STD
+  takes_platform: bool = False  # the constructor takes platform= (a platform-dependent kernel)
 
   @property
   def default_pooling(self) -> str:
@@ -57,7 +58,7 @@ _bninception = dict(weight_layout="cadene_bninception", poolings=CNN_POOLINGS,
                     mean=(104.0, 117.0, 128.0), std=(1.0, 1.0, 1.0))
 # timm's augreg ViTs are trained on inputs scaled to [-1, 1]; bicubic as in DML ViT recipes.
 _vit = dict(weight_layout="timm_vit", poolings=TOKEN_POOLINGS, has_batch_norm=False,
-            interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+            takes_platform=True, interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 _tiny = dict(image_size=64, resize_size=72, default_embedding_dim=64)
 
 BACKBONES: dict[str, BackboneSpec] = {

@@ -98,7 +98,7 @@ class ResNet(nn.Module):
   stage_sizes: Sequence[int] = (3, 4, 6, 3)
   width: int = 64
   frozen_bn: bool = False
-  # "autodiff": measured faster than "fused" on an H100 (5,518 vs 5,327 img/s, batch 256, bf16).
+  # "autodiff": the faster of the two on an H100 (docs/benchmarks.md).
   batch_norm: str = "autodiff"  # BatchNorm's training implementation (batch_norm.IMPLEMENTATIONS)
   fold_frozen_bn: bool = True  # fold running-statistics BatchNorm into the convolutions
   dtype: Any = jnp.float32

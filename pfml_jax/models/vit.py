@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
+from pfml_jax.platforms import default_platform
+
 FUSED_DTYPES = (jnp.bfloat16, jnp.float16)
 # cuDNN's fused attention runs on the token sequence padded with masked tokens to a multiple of
 # this: JAX (0.10, 0.11) refuses cuDNN attention for odd lengths in training (its check takes
@@ -34,9 +36,12 @@ dense_init = nn.initializers.truncated_normal(0.02)
 ATTENTION = ("auto", "xla", "cudnn")
 
 
-def attention_implementation(dtype: Any) -> str:
-  """What ``attention="auto"`` tries first: 'cudnn' on a GPU for bfloat16/float16, else 'xla'."""
-  if jax.default_backend() == "gpu" and jnp.dtype(dtype) in FUSED_DTYPES:
+def attention_implementation(dtype: Any, platform: str | None = None) -> str:
+  """What ``attention="auto"`` tries first: 'cudnn' on CUDA for bfloat16/float16, else 'xla'.
+
+  ``platform`` (see ``pfml_jax.platforms``): where the model runs; None: the default device's.
+  """
+  if (platform or default_platform()) == "cuda" and jnp.dtype(dtype) in FUSED_DTYPES:
     return "cudnn"
   return "xla"
 
@@ -59,7 +64,8 @@ def padded_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, token_multi
 
 def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray,
                           implementation: str = "auto",
-                          token_multiple: int = CUDNN_TOKEN_MULTIPLE) -> jnp.ndarray:
+                          token_multiple: int = CUDNN_TOKEN_MULTIPLE,
+                          platform: str | None = None) -> jnp.ndarray:
   """Softmax(q k^T / sqrt(d)) v on (B, T, heads, head_dim).
 
   "auto": cuDNN where ``attention_implementation`` says so; cuDNN rejects unsupported shapes,
@@ -68,7 +74,7 @@ def dot_product_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray,
   """
   if implementation not in ATTENTION:
     raise ValueError(f"attention must be one of {ATTENTION}, got {implementation!r}.")
-  if implementation == "auto" and attention_implementation(q.dtype) == "cudnn":
+  if implementation == "auto" and attention_implementation(q.dtype, platform) == "cudnn":
     try:
       return padded_attention(q, k, v, token_multiple)
     except (NotImplementedError, RuntimeError, ValueError):
@@ -85,6 +91,7 @@ class Attention(nn.Module):
   dtype: Any
   attention: str = "auto"
   token_multiple: int = CUDNN_TOKEN_MULTIPLE  # cuDNN's padded sequence length multiple
+  platform: str | None = None  # where it runs (see attention_implementation)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -94,7 +101,7 @@ class Attention(nn.Module):
     # timm's output order of qkv is (q|k|v, head, head_dim).
     qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim)
     out = dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], self.attention,
-                                self.token_multiple)
+                                self.token_multiple, self.platform)
     return nn.Dense(width, dtype=self.dtype, kernel_init=dense_init,
                     name="proj")(out.reshape(batch, tokens, width))
 
@@ -158,11 +165,12 @@ class Block(nn.Module):
   attention: str = "auto"
   token_multiple: int = CUDNN_TOKEN_MULTIPLE
   gelu: str = "fused"
+  platform: str | None = None
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     attn = Attention(self.num_heads, self.dtype, self.attention, self.token_multiple,
-                     name="attn")
+                     self.platform, name="attn")
     x = x + attn(layer_norm("norm1", self.dtype)(x))
     hidden = int(x.shape[-1] * self.mlp_ratio)
     mlp = Mlp(hidden, self.dtype, self.gelu, name="mlp")
@@ -181,6 +189,7 @@ class VisionTransformer(nn.Module):
   cudnn_token_multiple: int = CUDNN_TOKEN_MULTIPLE  # cuDNN pads the sequence to a multiple
   gelu: str = "fused"  # the exact GELU's implementation, a key of GELUS
   dtype: Any = jnp.float32
+  platform: str | None = None  # where it runs ("cuda", "tpu", ...; None: the default device)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -202,5 +211,6 @@ class VisionTransformer(nn.Module):
     x = x + pos_embed.astype(x.dtype)
     for index in range(self.depth):
       x = Block(self.num_heads, self.mlp_ratio, self.dtype, self.attention,
-                self.cudnn_token_multiple, self.gelu, name=f"blocks_{index}")(x)
+                self.cudnn_token_multiple, self.gelu, self.platform,
+                name=f"blocks_{index}")(x)
     return layer_norm("norm", self.dtype)(x)

@@ -105,13 +105,17 @@ class Checkpoints:
     Raises CheckpointUnreadableError naming the step (and, in read-only mode, the steps that
     do restore) if its files cannot be read.
     """
+    return self._explained(step, lambda s: self._restore(s, abstract_state))
+
+  def _explained(self, step: int, restore):
+    """``restore(step)``, its failure raised as CheckpointUnreadableError."""
     try:
-      return self._restore(step, abstract_state)
+      return restore(step)
     except Exception as error:  # pylint: disable=broad-except
       if not self.read_only:
         raise self._unreadable(step, error) from error
       readable = [s for s in sorted(self.manager.all_steps(), reverse=True)
-                  if s != step and self._readable(s, abstract_state)]
+                  if s != step and self._readable(s, restore)]
       raise CheckpointUnreadableError(
           f"Checkpoint {step} in {self.directory} cannot be read ({_summary(error)}); it is "
           f"damaged or incomplete. Readable checkpoints: {readable or 'none'}. Evaluate one "
@@ -128,17 +132,7 @@ class Checkpoints:
   def restore_as_saved(self, step: int) -> dict:
     """The state of ``step`` as nested dicts of host arrays, shaped as the checkpoint records
     them (no abstract state needed: for reading a model out of a run)."""
-    self.wait()
-    metadata = self.manager.item_metadata(step)["state"]
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                            metadata.tree)
-    try:
-      restored = self.manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract)))
-    except Exception as error:  # pylint: disable=broad-except
-      raise self._unreadable(step, error) from error
-    return jax.device_get(restored["state"])
+    return self._explained(step, self._restore_as_saved)
 
   def restore_latest_readable(self, abstract_state: Any) -> tuple[int, Any, dict] | None:
     """(step, state, input state) of the newest checkpoint that restores; None if none exist.
@@ -208,9 +202,19 @@ class Checkpoints:
         state=ocp.args.StandardRestore(abstract_state), input=ocp.args.JsonRestore()))
     return restored["state"], restored["input"]
 
-  def _readable(self, step, abstract_state) -> bool:
+  def _restore_as_saved(self, step):
+    self.wait()
+    metadata = self.manager.item_metadata(step)["state"]
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                            metadata.tree)
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract)))
+    return jax.device_get(restored["state"])
+
+  def _readable(self, step, restore) -> bool:
     try:
-      self._restore(step, abstract_state)
+      restore(step)
       return True
     except Exception:  # pylint: disable=broad-except
       return False

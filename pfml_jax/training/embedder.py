@@ -41,13 +41,15 @@ class Embedder:
     return self.model.apply(variables, images, train=False)
 
 
-def build_embedder(model_config: ml_collections.ConfigDict) -> Embedder:
-  """The model of ``config.model`` and its evaluation transform."""
+def build_embedder(model_config: ml_collections.ConfigDict,
+                   platform: str | None = None) -> Embedder:
+  """The model of ``config.model`` for ``platform`` (None: the default device's) and its
+  evaluation transform."""
   spec = BACKBONES[model_config.backbone]
   model = make_embedding_model(model_config.backbone, model_config.embedding_dim or None,
                                model_config.pooling or None, frozen_bn=model_config.frozen_bn,
                                dtype=jnp.dtype(model_config.dtype),
-                               head_init=model_config.head_init,
+                               head_init=model_config.head_init, platform=platform,
                                **model_config.backbone_kwargs)
   transform = EvalTransform(spec.image_size, model_config.eval_resize or spec.resize_size,
                             spec.interpolation)

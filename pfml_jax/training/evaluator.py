@@ -17,7 +17,8 @@ from pfml_jax.training.embedder import Embedder
 class Evaluator:
   """Embeds a split in padded batches (split over processes and devices) and scores it.
 
-  The embedding function is jitted once, at the first call, for every later evaluation.
+  ``embed_fn`` (variables replicated, image rows split over the mesh) is jitted once, for
+  every evaluation.
   """
 
   embedder: Embedder
@@ -27,15 +28,17 @@ class Evaluator:
   backend: str = "auto"
   nmi: bool = False
   workers: int = 0
-  _embed: Callable | None = dataclasses.field(default=None, init=False, repr=False)
+  embed_fn: Callable = dataclasses.field(init=False, repr=False)
+
+  def __post_init__(self):
+    rows = mesh_lib.batch_sharding(self.mesh)
+    self.embed_fn = jax.jit(self.embedder.apply, out_shardings=rows,
+                            in_shardings=(mesh_lib.replicated(self.mesh), rows))
 
   def embed(self, variables: dict, images) -> jax.Array:
     """(B, E) embeddings of this process's image rows, as a global array over the mesh."""
-    rows = mesh_lib.batch_sharding(self.mesh)
-    if self._embed is None:
-      self._embed = jax.jit(self.embedder.apply, out_shardings=rows,
-                            in_shardings=(mesh_lib.replicated_like(variables, self.mesh), rows))
-    return self._embed(variables, mesh_lib.global_array(images, rows))
+    return self.embed_fn(variables, mesh_lib.global_array(images,
+                                                          mesh_lib.batch_sharding(self.mesh)))
 
   def embeddings(self, variables: dict, split: Split) -> tuple[np.ndarray, np.ndarray]:
     """(N, E) embeddings and (N,) labels of every image of ``split``, on every process."""

@@ -4,6 +4,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from pfml_jax.platforms import platform_of
 from pfml_jax.user_errors import ConfigError
 
 P = jax.sharding.PartitionSpec
@@ -28,11 +29,6 @@ def replicated(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:
   return jax.NamedSharding(mesh, P())
 
 
-def replicated_like(tree, mesh: jax.sharding.Mesh):
-  """A replicated sharding for every leaf of ``tree``."""
-  return jax.tree.map(lambda _: replicated(mesh), tree)
-
-
 def global_array(rows: np.ndarray, sharding) -> jax.Array:
   """This process's rows -> one global array split over the mesh's data axis."""
   rows = np.asarray(rows)
@@ -41,5 +37,5 @@ def global_array(rows: np.ndarray, sharding) -> jax.Array:
 
 
 def platform(mesh: jax.sharding.Mesh) -> str:
-  """The platform ("cpu", "gpu", "tpu") of the devices the mesh is built on."""
-  return mesh.devices.flat[0].platform
+  """The platform ("cpu", "cuda", "rocm", "tpu") of the devices the mesh is built on."""
+  return platform_of(mesh.devices.flat[0])

@@ -1,6 +1,6 @@
 """The pure train step: (state, batch, rng) -> (state, metrics)."""
 
-from typing import Any, Callable
+from typing import Callable
 
 import flax.linen as nn
 import jax
@@ -15,14 +15,12 @@ Batch = dict[str, jax.Array]  # "images": (B, H, W, 3) uint8, "labels": (B,) int
 
 def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTransformation,
                     proxy_labels: jax.Array, schedules: dict[str, optax.Schedule],
-                    loss_options: dict[str, Any] | None = None,
                     ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
   """Builds the step; the caller jits it with shardings and donates the state.
 
   A step whose loss, gradients or updated parameters are not finite leaves the state unchanged (except ``step``)
   and reports ``finite = False``, so the trainer can stop with the last good state intact.
   """
-  loss_options = loss_options or {}
 
   def objective(trainable, batch_stats, batch, rng):
     variables = {"params": trainable["model"]}
@@ -30,8 +28,7 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
       variables["batch_stats"] = batch_stats
     embeddings, updates = model.apply(variables, batch["images"], train=True,
                                       mutable=["batch_stats"], rngs={"dropout": rng})
-    value = loss(embeddings, batch["labels"], trainable["proxies"], proxy_labels,
-                 **loss_options)
+    value = loss(embeddings, batch["labels"], trainable["proxies"], proxy_labels)
     return value.astype(jnp.float32), updates.get("batch_stats", batch_stats)
 
   def train_step(state: TrainState, batch: Batch, rng: jax.Array):

@@ -30,8 +30,10 @@ class TrainedModel:
   proxy_labels: np.ndarray  # (Q,) training class of each proxy, -1 on padding rows
 
 
-def load_trained_model(workdir: str | Path, which: str = "best") -> TrainedModel:
-  """Checkpoint ``which`` (best | latest | a step number) of the run in ``workdir``."""
+def load_trained_model(workdir: str | Path, which: str = "best",
+                       platform: str | None = None) -> TrainedModel:
+  """Checkpoint ``which`` (best | latest | a step number) of the run in ``workdir``, its model
+  built for ``platform`` (None: the default device's; see ``pfml_jax.platforms``)."""
   workdir = Path(workdir)
   with Checkpoints(workdir, keep=1, selection_metric="recall@1", read_only=True) as checkpoints:
     step = checkpoints.resolve(which)
@@ -42,7 +44,7 @@ def load_trained_model(workdir: str | Path, which: str = "best") -> TrainedModel
   if state.get("batch_stats"):
     variables["batch_stats"] = state["batch_stats"]
   proxies = np.asarray(state["trainable"]["proxies"])
-  return TrainedModel(workdir, step, config, build_embedder(config.model),
+  return TrainedModel(workdir, step, config, build_embedder(config.model, platform),
                       jax.device_get(variables), proxies,
                       _proxy_labels(workdir, config, len(proxies)))
 

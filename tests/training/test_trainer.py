@@ -147,7 +147,7 @@ def test_evaluation_compiles_the_embedding_once(image_folder):
   """A second and third evaluation (as every eval.every_epochs in training) compile nothing."""
   exp = trainer.build(tiny_config(image_folder))
   state = exp.init(jax.random.key(0))
-  trainer.evaluate(exp, state, exp.val)
+  exp.evaluator(state.variables(), exp.val)
   records = []
   handler = logging.Handler()
   handler.emit = records.append
@@ -155,7 +155,7 @@ def test_evaluation_compiles_the_embedding_once(image_folder):
   try:
     with jax.log_compiles():
       for _ in range(2):
-        trainer.evaluate(exp, state, exp.val)
+        exp.evaluator(state.variables(), exp.val)
   finally:
     logging.getLogger("jax").removeHandler(handler)
   compiles = [r.getMessage() for r in records if "Compiling" in r.getMessage()]

@@ -1,0 +1,216 @@
+"""A config resolved once into the built objects a training run needs.
+
+Order, as in big_vision: mesh -> splits -> model -> loss and its proxies -> run length ->
+optimizer -> shapes first (``jax.eval_shape``) -> shardings -> a state created directly
+sharded. The loop, the evaluator and the checkpoint code take these objects, not the config.
+"""
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from pfml_jax import data as data_lib
+from pfml_jax.data.split import Split
+from pfml_jax.losses import LOSSES, Loss, make_loss
+from pfml_jax.models import load_pretrained
+from pfml_jax.training import config_validation
+from pfml_jax.training import mesh as mesh_lib
+from pfml_jax.training.embedder import Embedder, build_embedder
+from pfml_jax.training.evaluator import Evaluator, make_evaluator
+from pfml_jax.training.optimizer import make_optimizer
+from pfml_jax.training.train_state import TrainState
+from pfml_jax.training.train_step import make_train_step
+from pfml_jax.user_errors import ConfigError
+
+P = jax.sharding.PartitionSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class RunLength:
+  """Batch size and steps; an epoch is the sampler's ceil(train images / batch size)."""
+
+  batch_size: int
+  steps_per_epoch: int
+  total_steps: int
+
+  def every(self, epochs: float) -> int:
+    """A cadence in epochs as a step interval (at least 1)."""
+    return max(1, int(epochs * self.steps_per_epoch))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSetup:
+  """Everything a run builds from its config, before any state exists."""
+
+  config: ml_collections.ConfigDict  # kept for the records the run writes
+  mesh: jax.sharding.Mesh
+  train: Split
+  val: Split | None
+  test: Split
+  embedder: Embedder
+  loss: Loss  # placed on the mesh (see Loss.placed)
+  proxy_labels: jax.Array  # (Q,) the class of every proxy, -1 on padding
+  length: RunLength
+  optimizer: Any
+  schedules: dict
+  abstract_state: TrainState
+  state_shardings: Any
+  init: Callable[[jax.Array], TrainState]  # rng -> state, jitted with sharded outputs
+  evaluator: Evaluator
+
+  def abstract_sharded_state(self):
+    """ShapeDtypeStructs of the state carrying its shardings (what restores target)."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        self.abstract_state, self.state_shardings)
+
+
+def validation_classes(config: ml_collections.ConfigDict) -> int:
+  """Training classes held out for model selection: data.val_classes under "validated"."""
+  return config.data.val_classes if config.eval.protocol == "validated" else 0
+
+
+def read_split(config: ml_collections.ConfigDict, split: str) -> Split:
+  """One split as the config defines it; held-out classes are drawn from data.split_seed."""
+  return data_lib.read_split(config.data.name, config.data.root, split,
+                             val_classes=validation_classes(config),
+                             seed=config.data.split_seed, skip_corrupt=config.data.skip_corrupt)
+
+
+def read_splits(config: ml_collections.ConfigDict):
+  """(train, val or None, test) splits, with label noise applied to train if configured."""
+  train = read_split(config, "train")
+  if config.data.label_noise > 0:
+    noisy, record = data_lib.apply_label_noise(train.labels, train.num_classes,
+                                               config.data.label_noise, config.seed)
+    train = train.with_noisy_labels(noisy, record)
+  val = read_split(config, "val") if validation_classes(config) > 0 else None
+  return train, val, read_split(config, "test")
+
+
+def make_configured_loss(config: ml_collections.ConfigDict) -> Loss:
+  """The loss of ``config.loss.name`` with its settings block ``config.loss.<name>``."""
+  return make_loss(config.loss.name, **_loss_arguments(config))
+
+
+def _loss_arguments(config):
+  """The settings block of the chosen loss (``config.loss.<name>``) as make_loss arguments."""
+  arguments = dict(config.loss[config.loss.name])
+  per_class = arguments.pop("proxies_per_class")
+  if LOSSES[config.loss.name].proxies_per_class > 0:
+    arguments["proxies_per_class"] = per_class
+  elif per_class:
+    raise ConfigError(f"config.loss.{config.loss.name}.proxies_per_class: loss "
+                      f"{config.loss.name!r} uses no proxies; leave it 0, got {per_class}.")
+  return arguments
+
+
+def run_length(config: ml_collections.ConfigDict, train: Split) -> RunLength:
+  batch_size = config.data.classes_per_batch * config.data.images_per_class
+  steps_per_epoch = data_lib.make_sampler(
+      config.data.sampler, train.labels, batch_size=batch_size,
+      classes_per_batch=config.data.classes_per_batch, seed=config.seed).steps_per_epoch
+  return RunLength(batch_size, steps_per_epoch,
+                   config.steps or config.epochs * steps_per_epoch)
+
+
+def build(config: ml_collections.ConfigDict, splits=None,
+          platform: str | None = None) -> TrainSetup:
+  """The run's set-up. ``splits`` = (train, val or None, test) replaces reading them from
+  ``config.data`` (benchmarks use synthetic splits). Platform-dependent choices (attention,
+  the energy's path) follow the mesh's devices, or ``platform`` (to export for another)."""
+  config_validation.validate(config)
+  configured_loss = make_configured_loss(config)  # bad loss settings fail before any I/O
+  mesh = mesh_lib.make_mesh(config.mesh)
+  train, val, test = splits or read_splits(config)
+  platform = platform or mesh_lib.platform(mesh)
+  embedder = build_embedder(config.model, platform)
+  loss = configured_loss.placed(mesh, config.mesh.shard_proxies, platform)
+  length = run_length(config, train)
+
+  def init_trainable(rng):
+    model_rng, proxy_rng = jax.random.split(rng)
+    variables = embedder.init_variables(model_rng)
+    proxies = loss.init_proxies(proxy_rng, train.num_classes, embedder.embedding_dim)
+    return {"model": variables["params"], "proxies": proxies}, variables.get("batch_stats", {})
+
+  abstract_trainable, _ = jax.eval_shape(init_trainable, jax.random.key(0))
+  optimizer, schedules = make_optimizer(config.optim, abstract_trainable, length.total_steps,
+                                        length.steps_per_epoch)
+
+  def init(rng) -> TrainState:
+    trainable, batch_stats = init_trainable(rng)
+    return TrainState(step=jnp.zeros((), jnp.int32), trainable=trainable,
+                      batch_stats=batch_stats, opt_state=optimizer.init(trainable))
+
+  abstract_state = jax.eval_shape(init, jax.random.key(0))
+  state_shardings = _state_shardings(abstract_state, mesh, config.mesh.shard_proxies)
+  evaluator = make_evaluator(embedder, mesh, config.eval, config.data.workers)
+  return TrainSetup(config, mesh, train, val, test, embedder, loss,
+                    loss.proxy_labels(train.num_classes), length, optimizer,
+                    schedules, abstract_state, state_shardings,
+                    jax.jit(init, out_shardings=state_shardings), evaluator)
+
+
+def _state_shardings(abstract_state, mesh, shard_proxies: bool):
+  """Everything replicated, except proxies and their optimizer moments when sharded."""
+  def sharding(path, leaf):
+    split = shard_proxies and "proxies" in jax.tree_util.keystr(path) and leaf.ndim == 2
+    return jax.NamedSharding(mesh, P("data") if split else P())
+  return jax.tree_util.tree_map_with_path(sharding, abstract_state)
+
+
+def with_pretrained(setup: TrainSetup, state: TrainState, path: str, strict: bool) -> TrainState:
+  """The fresh state with the backbone's pretrained weights, placed like the state."""
+  variables = load_pretrained(jax.device_get(state.variables()), path,
+                              setup.config.model.backbone, strict=strict)
+  trainable = dict(state.trainable, model=variables["params"])
+  loaded = state.replace(trainable=trainable, batch_stats=variables.get("batch_stats", {}))
+  return jax.device_put(loaded, setup.state_shardings)
+
+
+def make_train_input(setup: TrainSetup, start_step: int) -> data_lib.TrainInput:
+  """This process's training batches from ``start_step`` on."""
+  config = setup.config
+  return data_lib.make_train_input(
+      setup.train, batch_size=setup.length.batch_size,
+      classes_per_batch=config.data.classes_per_batch, image_size=setup.embedder.image_size,
+      scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
+      interpolation=setup.embedder.transform.interpolation, mode=config.data.input_mode,
+      seed=config.seed, start_step=start_step, sampler=config.data.sampler,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      workers=config.data.workers, cache_size=config.data.cache_size or None,
+      mesh=setup.mesh)
+
+
+def input_state(setup: TrainSetup, train_input, next_step: int) -> dict:
+  """What the checkpoint records of the input, compared when a run resumes."""
+  return {**train_input.plan.state(next_step), "dataset": setup.config.data.name,
+          "label_noise": setup.config.data.label_noise}
+
+
+def compile_train_step(setup: TrainSetup, train_input):
+  """The jitted, donated step ``(state, device_data, batch, rng) -> (state, metrics)`` and
+  the device data it takes.
+
+  In the cached input mode the image cache lives on device (``device_data``) and the crops
+  run inside the step; in the grain mode the batch carries decoded crops.
+  """
+  step_fn = make_train_step(setup.embedder.model, setup.loss, setup.optimizer,
+                            setup.proxy_labels, setup.schedules)
+
+  def input_and_step(state, device_data, batch, rng):
+    images = train_input.device_images(device_data, batch)
+    return step_fn(state, {"images": images, "labels": batch["labels"]}, rng)
+
+  device_data = train_input.device_data()
+  replicated = mesh_lib.replicated(setup.mesh)
+  train_step = jax.jit(
+      input_and_step, donate_argnums=(0,),
+      in_shardings=(setup.state_shardings, jax.tree.map(lambda x: x.sharding, device_data),
+                    mesh_lib.batch_sharding(setup.mesh), replicated),
+      out_shardings=(setup.state_shardings, replicated))
+  return train_step, device_data
+
