@@ -61,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> list[str]:
   """Runs one command; returns the paths it wrote."""
-  # Imported here: the parser answers --help and usage errors without starting JAX.
-  from pfml_jax.inference import embed, export, search  # pylint: disable=g-import-not-at-top
-  from pfml_jax.training.trained_model import load_trained_model  # pylint: disable=g-import-not-at-top
+  # Imported here: --help and usage errors answer without loading flax, orbax and the models.
+  # pylint: disable=g-import-not-at-top
+  from pfml_jax.inference import embed, export, search
+  from pfml_jax.training.trained_model import load_trained_model
+  # pylint: enable=g-import-not-at-top
   trained = load_trained_model(args.workdir, args.checkpoint)
   if args.command == "embed":
     stem = embed.embed(trained, args.out, images=args.images, split=args.split,

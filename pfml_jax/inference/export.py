@@ -53,16 +53,31 @@ def check_platforms(platforms: Sequence[str]) -> tuple[str, ...]:
   return platforms
 
 
+def portable_embedder(embedder: Embedder, platforms: Sequence[str]) -> Embedder:
+  """The embedder with XLA's attention unless the export is for CUDA alone.
+
+  A ViT's ``attention="auto"`` takes cuDNN's fused attention when traced on a GPU in
+  bfloat16: a CUDA-only custom call that cannot lower for CPU or TPU. XLA's is the same maths
+  and the same parameters.
+  """
+  backbone = embedder.model.backbone
+  if tuple(platforms) == ("cuda",) or getattr(backbone, "attention", "xla") == "xla":
+    return embedder
+  return dataclasses.replace(embedder,
+                             model=embedder.model.clone(backbone=backbone.clone(attention="xla")))
+
+
 def export_embedder(embedder: Embedder, variables: dict,
                     platforms: Sequence[str] = DEFAULT_PLATFORMS) -> jax.export.Exported:
   """``embedder.apply`` exported for (variables, uint8 (b, S, S, 3)), ``b`` symbolic."""
+  platforms = check_platforms(platforms)
+  embedder = portable_embedder(embedder, platforms)
   (batch,) = jax.export.symbolic_shape("b")
   size = embedder.image_size
   images = jax.ShapeDtypeStruct((batch, size, size, 3), jnp.uint8)
   shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype),
                         variables)
-  return jax.export.export(jax.jit(embedder.apply),
-                           platforms=check_platforms(platforms))(shapes, images)
+  return jax.export.export(jax.jit(embedder.apply), platforms=platforms)(shapes, images)
 
 
 def metadata(trained: TrainedModel, platforms: Sequence[str]) -> dict:

@@ -103,6 +103,18 @@ def test_a_batchnorm_backbone_exports_with_its_statistics(tmp_path):
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
+def test_vits_export_with_xla_attention_unless_for_cuda_alone(run_dir):
+  trained = load_trained_model(run_dir, "latest")
+  assert trained.embedder.model.backbone.attention == "auto"
+  portable = export_lib.portable_embedder(trained.embedder, ("cpu", "cuda"))
+  assert portable.model.backbone.attention == "xla"
+  assert export_lib.portable_embedder(trained.embedder, ("cuda",)) is trained.embedder
+  images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+  np.testing.assert_allclose(jax.jit(portable.apply)(trained.variables, images),
+                             jax.jit(trained.embedder.apply)(trained.variables, images),
+                             rtol=0, atol=1e-6)
+
+
 def test_unknown_platform_is_one_error_line(run_dir, tmp_path, cli):
   code, _, err = cli("export", f"--workdir={run_dir}", f"--out={tmp_path / 'e'}",
                      "--platforms=cpu,gpu")
