@@ -105,8 +105,8 @@ def run_backend(args) -> dict:
 def _jax_memory(jax, jax_ranks, problem, block_bytes) -> dict:
   """XLA's memory account of the compiled rank step, and the device's peak if it reports one."""
   mesh = jax_ranks.default_mesh()
-  rows = jax_ranks._block_rows(len(problem.queries), len(problem.gallery), mesh.size,  # pylint: disable=protected-access
-                               block_bytes)
+  rows = jax_ranks.block_rows(len(problem.queries), len(problem.gallery), mesh.size,
+                              block_bytes)
   padded = -(-len(problem.queries) // (mesh.size * rows)) * mesh.size * rows
   shapes = [jax.ShapeDtypeStruct((padded, problem.queries.shape[1]), np.float32),
             jax.ShapeDtypeStruct((padded, problem.relevant_items().shape[1]), np.int32),

@@ -35,16 +35,25 @@ def relevant_ranks(problem: RankingProblem, *,
   for start in range(0, len(problem.queries), chunk_rows):
     rows = slice(start, start + chunk_rows)
     self_index = None if problem.self_index is None else problem.self_index[rows]
-    neighbours = _ordered_neighbours(index, problem.queries[rows], self_index, problem.depth)
+    _, neighbours = ordered_neighbours(index, problem.queries[rows], self_index,
+                                       problem.depth)
     relevant = problem.gallery_labels[neighbours] == problem.query_labels[rows, None]
     ranks.append(np.where(relevant, np.arange(1, problem.depth + 1), problem.depth + 1))
   return problem.finish_ranks(np.concatenate(ranks))
 
 
-def _ordered_neighbours(index, queries: np.ndarray, self_index: np.ndarray | None,
-                        depth: int) -> np.ndarray:
-  """(n, depth) gallery rows of each query's first ``depth`` items under the tie-break."""
+def ordered_neighbours(index, queries: np.ndarray, self_index: np.ndarray | None,
+                       depth: int) -> tuple[np.ndarray, np.ndarray]:
+  """(n, depth) similarities and gallery rows of each query's first ``depth`` items.
+
+  Args:
+    index: a faiss inner-product index holding the gallery.
+    queries: (n, E) float32 unit rows.
+    self_index: (n,) the gallery row that is each query itself (skipped), or None.
+    depth: how many items to return per query (at most the items each query ranks).
+  """
   k = min(depth + 1 + (self_index is not None), index.ntotal)
+  found = np.empty((len(queries), depth), np.float32)
   neighbours = np.empty((len(queries), depth), np.int64)
   pending = np.arange(len(queries))
   while len(pending):
@@ -60,6 +69,7 @@ def _ordered_neighbours(index, queries: np.ndarray, self_index: np.ndarray | Non
     else:
       settled = similarity[:, depth] < similarity[:, depth - 1]
     neighbours[pending[settled]] = items[settled, :depth]
+    found[pending[settled]] = similarity[settled, :depth]
     pending = pending[~settled]
     k = min(2 * k, index.ntotal)
-  return neighbours
+  return found, neighbours

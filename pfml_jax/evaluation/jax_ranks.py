@@ -46,7 +46,7 @@ def relevant_ranks(problem: RankingProblem, *, mesh: jax.sharding.Mesh | None = 
   """
   mesh = default_mesh() if mesh is None else mesh
   num_queries, num_gallery = len(problem.queries), len(problem.gallery)
-  rows = _block_rows(num_queries, num_gallery, mesh.size, block_bytes)
+  rows = block_rows(num_queries, num_gallery, mesh.size, block_bytes)
   padded = -(-num_queries // (mesh.size * rows)) * mesh.size * rows
   self_index = (np.full(num_queries, -1, np.int32) if problem.self_index is None
                 else problem.self_index)
@@ -58,19 +58,20 @@ def relevant_ranks(problem: RankingProblem, *, mesh: jax.sharding.Mesh | None = 
   sharded = jax.NamedSharding(mesh, jax.P(tuple(mesh.axis_names)))
   replicated = jax.NamedSharding(mesh, jax.P())
   ranks = _sharded_ranks(mesh, rows)(
-      _put(pad(problem.queries, 0.0), sharded), _put(pad(problem.relevant_items(), -1), sharded),
-      _put(pad(self_index, -1), sharded), _put(problem.gallery, replicated))
+      host_to_global(pad(problem.queries, 0.0), sharded),
+      host_to_global(pad(problem.relevant_items(), -1), sharded),
+      host_to_global(pad(self_index, -1), sharded), host_to_global(problem.gallery, replicated))
   return problem.finish_ranks(np.asarray(ranks)[:num_queries])
 
 
-def _block_rows(num_queries: int, num_gallery: int, num_shards: int, block_bytes: int) -> int:
+def block_rows(num_queries: int, num_gallery: int, num_shards: int, block_bytes: int) -> int:
   """Queries per block: fill ``block_bytes`` of similarities, no more than a shard holds."""
   per_shard = -(-num_queries // num_shards)
   rows = min(max(block_bytes // (4 * num_gallery), 8), per_shard)
   return -(-rows // 8) * 8
 
 
-def _put(x: np.ndarray, sharding: jax.NamedSharding) -> jax.Array:
+def host_to_global(x: np.ndarray, sharding: jax.NamedSharding) -> jax.Array:
   """A global array from a host array that every process holds in full."""
   return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 

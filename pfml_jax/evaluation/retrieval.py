@@ -86,8 +86,17 @@ def retrieval_metrics_qg(query_embeddings, query_labels, gallery_embeddings, gal
 
 def auto_backend(problem: RankingProblem) -> str:
   """"jax" on GPU/TPU (or without faiss); on CPU the faster one for this depth and class size."""
+  return choose_backend(problem.depth, problem.width)
+
+
+def choose_backend(depth: int, passes_per_query: int) -> str:
+  """The "auto" rule for a search ``depth`` deep costing ``passes_per_query`` gallery passes.
+
+  The jax backend pays one comparison pass over the gallery per relevant item (evaluation:
+  ``passes_per_query`` = the largest class) or per top-K selection (search: 1).
+  """
   if (jax.default_backend() != "cpu" or importlib.util.find_spec("faiss") is None
-      or problem.depth >= AUTO_CPU_DEPTH_PER_ITEM * problem.width):
+      or depth >= AUTO_CPU_DEPTH_PER_ITEM * passes_per_query):
     return "jax"
   return "faiss"
 
