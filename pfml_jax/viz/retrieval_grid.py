@@ -55,7 +55,8 @@ def draw_retrieval_grid(query_images: list[np.ndarray], neighbour_images: list[l
       colour = None if correct is None else (CORRECT_COLOUR if correct[q][k] else WRONG_COLOUR)
       _show(axes[q, k + 1], image, f"{k + 1}: {similarities[q][k]:.3f}", colour, frame=4.0)
   figure.suptitle(title, fontsize=10)
-  figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.5 / figure.get_figheight(),
+  height = figure.get_figheight()
+  figure.subplots_adjust(left=0.01, right=0.99, bottom=0.2 / height, top=1 - 0.5 / height,
                          wspace=0.08, hspace=0.3)
   out_path = Path(out_path)
   out_path.parent.mkdir(parents=True, exist_ok=True)
