@@ -75,10 +75,12 @@ def plane_energy(points: jnp.ndarray, labels: jnp.ndarray, field: FieldParams) -
                           delta_rep=field.delta_rep, normalize_proxies=False, method="dense")
 
 
+_energy_gradient = jax.jit(jax.grad(plane_energy), static_argnums=2)
+
+
 def forces(points: np.ndarray, labels: np.ndarray, field: FieldParams) -> np.ndarray:
   """(N, 2) force on every point: -dU/dx, by autodiff of ``plane_energy``."""
-  gradient = jax.grad(plane_energy)(jnp.asarray(points, jnp.float32), jnp.asarray(labels),
-                                    field)
+  gradient = _energy_gradient(jnp.asarray(points, jnp.float32), jnp.asarray(labels), field)
   return -np.asarray(gradient)
 
 
@@ -108,13 +110,13 @@ def draw_field(configuration: Configuration, field: FieldParams, out_path, *,
   return _save(figure, out_path)
 
 
-def draw_descent(configuration: Configuration, field: FieldParams, out_path, *,
-                 steps: int = 20, step_size: float = 0.03, shown_class: int = 0) -> Path:
-  """A GIF of ``steps`` gradient steps on every point, each moving at most ``step_size``.
+def descent(configuration: Configuration, field: FieldParams, steps: int,
+            step_size: float = 0.03) -> list[np.ndarray]:
+  """The positions before and after each of ``steps`` gradient steps on every point.
 
-  The capped step is our choice: the raw gradient spans orders of magnitude (the repulsion
-  diverges as d^-(alpha+1)), so a fixed learning rate either freezes the far points or
-  throws the close ones out of the picture.
+  Each point moves along its force by at most ``step_size`` (our choice: the raw gradient spans
+  orders of magnitude, the repulsion diverging as d^-(alpha+1), so a fixed learning rate either
+  freezes the far points or throws the close ones out of the picture).
   """
   frames = [configuration.points]
   for _ in range(steps):
@@ -122,6 +124,13 @@ def draw_descent(configuration: Configuration, field: FieldParams, out_path, *,
     length = np.linalg.norm(force, axis=1, keepdims=True)
     move = force * np.minimum(1.0, step_size / np.maximum(length, 1e-30))
     frames.append(frames[-1] + move.astype(np.float32))
+  return frames
+
+
+def draw_descent(configuration: Configuration, field: FieldParams, out_path, *,
+                 steps: int = 20, step_size: float = 0.03, shown_class: int = 0) -> Path:
+  """A GIF of ``descent``: the field and forces after each step, one frame each."""
+  frames = descent(configuration, field, steps, step_size)
   figure, (plane, profile) = _figure()
   _colour_bar(figure, plane, configuration.labels, field, shown_class)
   _draw_profile(profile, field)

@@ -71,6 +71,23 @@ def test_radial_force_profile():
                                -ref.pair_derivative(distance, same, *params), rtol=1e-5)
 
 
+def test_descent_steps_along_the_forces_and_lowers_the_energy():
+  params = FieldParams(3.0, 0.2, 0.2)
+  configuration = field.demo_configuration(2)
+  frames = field.descent(configuration, params, steps=3, step_size=0.03)
+  assert len(frames) == 4
+  labels = configuration.labels
+  energies = [ref.energy(points, labels, *params) for points in frames]
+  assert energies[1] < energies[0]
+  force = -ref.energy_gradient(frames[0], labels, *params)
+  move = frames[1] - frames[0]
+  assert np.all(np.linalg.norm(move, axis=1) <= 0.03 + 1e-6)
+  moving = np.linalg.norm(force, axis=1) > 0
+  cosine = np.sum(move * force, axis=1)[moving] / (
+      np.linalg.norm(move, axis=1) * np.linalg.norm(force, axis=1))[moving]
+  np.testing.assert_allclose(cosine, 1.0, atol=1e-4)
+
+
 def test_configuration_has_the_proxies_asked_for():
   for count in range(field.MAX_PROXIES + 1):
     configuration = field.demo_configuration(count)

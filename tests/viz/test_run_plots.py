@@ -16,7 +16,7 @@ def _size(path):
 
 
 def test_three_pictures_of_a_real_run(tiny_run, capsys):
-  main(["plots", str(tiny_run), "--checkpoint=latest"])
+  main(["plots", str(tiny_run)])  # the best checkpoint
   printed = capsys.readouterr().out.split()
   names = ["training_curves.png", "retrieval_grid.png", "embedding_map.png"]
   assert printed == [str(tiny_run / "plots" / name) for name in names]
