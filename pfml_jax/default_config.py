@@ -121,4 +121,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint.keep = 3  # the last N are kept, plus the best by the selection metric
 
   config.log_every_steps = 50
+  # Draw WORKDIR/plots/ (training curves, retrieval grid, embedding map) at the end of training
+  # [our choice: a run should show what it learned; costs one more test-split embedding].
+  config.plots = True
   return config

@@ -81,11 +81,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     def restore_variables(step):
       return checkpoints.restore(step, setup.abstract_sharded_state())[0].variables()
 
-    return protocol.final_report(
+    report = protocol.final_report(
         protocol=config.eval.protocol, selection_metric=config.eval.selection_metric,
         evaluator=setup.evaluator, variables=end.state.variables(),
         step=int(jax.device_get(end.state.step)), val=setup.val, test=setup.test,
         checkpoints=checkpoints, restore_variables=restore_variables, writer=writer)
+  if config.plots and jax.process_index() == 0:
+    _write_plots(workdir)
+  return report
+
+
+def _write_plots(workdir: str) -> None:
+  """The run's pictures; a failure to draw leaves the finished run's results as they are."""
+  from pfml_jax.viz.run_plots import write_run_plots  # matplotlib only when drawing
+  try:
+    written = write_run_plots(workdir, "best")
+  except Exception as error:  # pylint: disable=broad-except
+    logging.warning("Drawing %s/plots failed (%s: %s); the run's results are saved. Retry with "
+                    "python -m pfml_jax.viz plots %s", workdir, type(error).__name__, error,
+                    workdir)
+    return
+  logging.info("Pictures of the run: %s", [str(p) for p in written])
 
 
 def _cadence(config, setup: TrainSetup) -> Cadence:

@@ -12,6 +12,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from pfml_jax.viz.figures import save_figure
+
 PROJECTIONS = {"tsne": "t-SNE", "pca": "PCA"}  # config name -> name in the titles
 # Our choice: tab10's ten colours are the most classes a reader can tell apart in one map.
 MAX_CLASSES = 10
@@ -54,11 +56,7 @@ def draw_embedding_map(panels: list[dict], out_path, title: str = "",
     _draw_panel(axis, panel, method, seed)
   if title:
     figure.suptitle(title)
-  out_path = Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  figure.savefig(out_path, dpi=DPI)
-  plt.close(figure)
-  return out_path
+  return save_figure(figure, out_path, DPI)
 
 
 def _draw_panel(axis, panel: dict, method: str, seed: int) -> None:

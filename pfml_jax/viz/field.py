@@ -24,6 +24,7 @@ from matplotlib import animation, colors
 
 from pfml_jax.losses.potential_energy import potential_energy
 from pfml_jax.losses.potentials import FieldParams, clamped_distance, pair_potential
+from pfml_jax.viz.figures import save_figure
 
 # Our choice: a hand-placed layout that shows every regime at the paper's delta = 0.2: a
 # same-class pair 0.12 apart (inside delta_att: no mutual pull), far members of each class
@@ -233,8 +234,4 @@ def _symlog_ticks(norm: colors.SymLogNorm) -> list[float]:
 
 
 def _save(figure, out_path) -> Path:
-  out_path = Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  figure.savefig(out_path, dpi=DPI)
-  plt.close(figure)
-  return out_path
+  return save_figure(figure, out_path, DPI)

@@ -9,6 +9,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from pfml_jax.viz.figures import save_figure
+
 CORRECT_COLOUR, WRONG_COLOUR = "#1a9641", "#d7191c"  # green / red (ColorBrewer RdYlGn)
 CELL_INCHES, DPI = 1.1, 100
 
@@ -58,11 +60,7 @@ def draw_retrieval_grid(query_images: list[np.ndarray], neighbour_images: list[l
   height = figure.get_figheight()
   figure.subplots_adjust(left=0.01, right=0.99, bottom=0.2 / height, top=1 - 0.5 / height,
                          wspace=0.08, hspace=0.3)
-  out_path = Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  figure.savefig(out_path, dpi=DPI)
-  plt.close(figure)
-  return out_path
+  return save_figure(figure, out_path, DPI)
 
 
 def _show(axis, image: np.ndarray, caption: str, colour: str | None, frame: float) -> None:

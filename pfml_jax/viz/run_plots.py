@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pfml_jax import data as data_lib
 from pfml_jax import evaluation
 from pfml_jax.data.eval_input import resize_center_crop
 from pfml_jax.data.split import Split
 from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training.evaluator import make_evaluator
+from pfml_jax.training.setup import read_split
 from pfml_jax.training.trained_model import TrainedModel, load_trained_model
 from pfml_jax.user_errors import MissingFileError
 from pfml_jax.viz import embedding_map, training_curves
@@ -49,7 +49,7 @@ def write_run_plots(workdir, which: str = "best") -> list[Path]:
   except MissingFileError as error:
     logging.warning("plots: no retrieval grid or embedding map: %s", error)
     return written
-  test = read_run_split(model, "test")
+  test = read_split(model.config, "test")
   evaluator = make_evaluator(model.embedder, mesh_lib.make_mesh(model.config.mesh),
                              model.config.eval)
   embeddings, labels = evaluator.embeddings(model.variables, test)
@@ -63,14 +63,6 @@ def write_run_plots(workdir, which: str = "best") -> list[Path]:
       panels, plots / "embedding_map.png", seed=SEED,
       title=f"{workdir.name}: checkpoint step {model.step}, test Recall@1 {recall:.3f}"))
   return written
-
-
-def read_run_split(model: TrainedModel, split: str) -> Split:
-  """The run's ``split`` as the trainer reads it (same held-out classes; clean labels)."""
-  config = model.config
-  val_classes = config.data.val_classes if config.eval.protocol == "validated" else 0
-  return data_lib.read_split(config.data.name, config.data.root, split, val_classes=val_classes,
-                             seed=config.data.split_seed, skip_corrupt=config.data.skip_corrupt)
 
 
 def nearest_neighbours(embeddings: np.ndarray, queries: np.ndarray,
@@ -117,7 +109,7 @@ def _test_panel(test: Split, embeddings, labels) -> dict:
 
 def _proxy_panel(model: TrainedModel, evaluator) -> dict:
   """Training images of a few classes, embedded like the test split, with their proxies."""
-  train = read_run_split(model, "train")
+  train = read_split(model.config, "train")
   classes = embedding_map.pick_classes(train.labels, TRAIN_CLASSES, SEED)
   rows = np.flatnonzero(np.isin(train.labels, classes))
   subset = dataclasses.replace(train, images=train.images.subset(rows),

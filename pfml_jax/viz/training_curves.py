@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pfml_jax.user_errors import MissingFileError
+from pfml_jax.viz.figures import save_figure
 
 LOSS_KEYS = ("loss", "loss_above_floor")
 RECALL_CURVES = ("val/recall@1", "test/recall@1")
@@ -64,11 +65,7 @@ def draw_training_curves(metrics: dict[str, tuple[np.ndarray, np.ndarray]], out_
   _draw_recall(axes[len(losses) + 1], metrics)
   if title:
     figure.suptitle(title)
-  out_path = Path(out_path)
-  out_path.parent.mkdir(parents=True, exist_ok=True)
-  figure.savefig(out_path, dpi=DPI)
-  plt.close(figure)
-  return out_path
+  return save_figure(figure, out_path, DPI)
 
 
 def _draw_learning_rates(axis, metrics) -> None:

@@ -1,27 +1,17 @@
 """One tiny real training run (vit_tiny, 4 steps, checkpoints at steps 2 and 4) for every
 inference test, and the folder of images it trained on."""
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from pfml_jax.training import trainer
-from tests.training.test_trainer import NUM_CLASSES, PER_CLASS, tiny_config
+from tests.colour_images import write_colour_classes
+from tests.training.test_trainer import tiny_config
 
 
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory):
   """12 classes x 6 small JPEGs of different sizes, each class a colour with noise."""
-  root = tmp_path_factory.mktemp("images")
-  rng = np.random.default_rng(0)
-  for c in range(NUM_CLASSES):
-    (root / f"class_{c:02d}").mkdir()
-    base = rng.integers(0, 256, 3)
-    for i in range(PER_CLASS):
-      shape = (40 + 4 * i, 48 + 2 * c, 3)
-      pixels = np.clip(base + rng.normal(0, 40, shape), 0, 255).astype(np.uint8)
-      Image.fromarray(pixels).save(root / f"class_{c:02d}" / f"{i}.jpg")
-  return root
+  return write_colour_classes(tmp_path_factory.mktemp("images"), varied_sizes=True)
 
 
 @pytest.fixture(scope="session")

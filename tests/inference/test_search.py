@@ -134,3 +134,16 @@ def test_k_larger_than_the_gallery_and_a_missing_gallery(image_folder, run_dir, 
   (line,) = error_lines(err)
   assert line.startswith(f"error: --gallery={tmp_path / 'none'}: no file {tmp_path / 'none'}.npy")
   assert "embed the gallery images first" in line
+
+
+def test_search_draws_the_grid(image_folder, run_dir, gallery, tmp_path, cli):
+  from pfml_jax.viz import retrieval_grid  # pylint: disable=g-import-not-at-top
+  grid = tmp_path / "grid.png"
+  code, _, err = cli("search", f"--workdir={run_dir}", f"--gallery={gallery.stem}",
+                     f"--queries={image_folder / 'class_03'}", "--k=4",
+                     f"--out={tmp_path / 'r.json'}", f"--grid={grid}")
+  assert code == 0, err
+  with Image.open(grid) as image:
+    assert image.format == "PNG"
+    cell = retrieval_grid.CELL_INCHES * retrieval_grid.DPI
+    assert image.size[0] == round(5 * cell)  # the query and its 4 neighbours

@@ -12,28 +12,19 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
 from pfml_jax import default_config
 from pfml_jax.training import trainer
 from pfml_jax.training.checkpointing import Checkpoints, abstract_like
+from tests.colour_images import write_colour_classes
 
 REPO = Path(__file__).resolve().parents[2]
-NUM_CLASSES, PER_CLASS = 12, 6
 
 
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
   """12 classes x 6 small JPEGs, each class a colour with noise (learnable, tiny)."""
-  root = tmp_path_factory.mktemp("images")
-  rng = np.random.default_rng(0)
-  for c in range(NUM_CLASSES):
-    (root / f"class_{c:02d}").mkdir()
-    base = rng.integers(0, 256, 3)
-    for i in range(PER_CLASS):
-      pixels = np.clip(base + rng.normal(0, 40, (40, 48, 3)), 0, 255).astype(np.uint8)
-      Image.fromarray(pixels).save(root / f"class_{c:02d}" / f"{i}.jpg")
-  return root
+  return write_colour_classes(tmp_path_factory.mktemp("images"))
 
 
 def tiny_config(root, **overrides):
@@ -63,6 +54,7 @@ def tiny_config(root, **overrides):
   config.checkpoint.every_steps = 2
   config.log_every_steps = 2
   config.mesh.data = 1
+  config.plots = False  # the pictures are tested in tests/viz
   for key, value in overrides.items():
     section, _, field = key.rpartition(".")
     (config[section] if section else config)[field] = value

@@ -15,10 +15,19 @@ def _size(path):
     return image.size
 
 
-def test_three_pictures_of_a_real_run(tiny_run, capsys):
+NAMES = ["training_curves.png", "retrieval_grid.png", "embedding_map.png"]
+
+
+def test_training_draws_its_pictures_at_the_end(tiny_run):
+  assert sorted(p.name for p in (tiny_run / "plots").iterdir()) == sorted(NAMES)
+
+
+def test_three_pictures_of_a_real_run(tiny_run, tmp_path, capsys):
+  tiny_run = shutil.copytree(tiny_run, tmp_path / "run")
+  shutil.rmtree(tiny_run / "plots")
   main(["plots", str(tiny_run)])  # the best checkpoint
   printed = capsys.readouterr().out.split()
-  names = ["training_curves.png", "retrieval_grid.png", "embedding_map.png"]
+  names = NAMES
   assert printed == [str(tiny_run / "plots" / name) for name in names]
   curves, grid, emap = (tiny_run / "plots" / name for name in names)
   assert _size(curves) == tuple(round(v * training_curves.DPI)
