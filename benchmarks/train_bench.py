@@ -63,7 +63,7 @@ def bench(backbone, scale, batch, steps, warmup, dtype, method, bn) -> dict:
   config = bench_config(backbone, scale, batch, dtype, method, bn)
   split = synthetic_split(classes, per_class, 256)
   exp = setup.build(config, splits=(split, None, split))
-  train_input = setup.make_train_input(exp, start_step=0)
+  train_input = setup.open_train_input(exp, start_step=0)
   start = time.perf_counter()
   train_step, device_data = setup.compile_train_step(exp, train_input)
   state = exp.init(jax.random.key(0))

@@ -5,13 +5,15 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from pfml_jax.data.cars196 import read_cars196
 from pfml_jax.data.cub200 import read_cub200
 from pfml_jax.data.demo import read_demo
 from pfml_jax.data.image_folder import read_image_folder
 from pfml_jax.data.images import drop_unreadable
 from pfml_jax.data.sop import read_sop
-from pfml_jax.data.split import Partition, Split, select_split
+from pfml_jax.data.split import Partition, Split, select_split, split_members
 from pfml_jax.data.tfds_reader import TFDS_DATASETS, read_tfds
 from pfml_jax.user_errors import ConfigError
 
@@ -70,8 +72,13 @@ def read_split(name: str, root: str | None = None, split: str = "train", *,
   partitions = dict(reader.read(root, **options))
   side = "test" if split == "test" else "train"
   part = partitions[side]
-  readable = drop_unreadable(part.images, verify, skip_corrupt, f"{name} {side} images", logger)
-  if len(readable) < len(part.images):
-    partitions[side] = part.subset(readable)
+  # Only the requested split's images are checked: reading "val" or "test" opens no image of
+  # the classes that train.
+  members = split_members(part, split, val_classes=val_classes, seed=seed)
+  readable = drop_unreadable(part.images.subset(members), verify, skip_corrupt,
+                             f"{name} {split} images", logger)
+  if len(readable) < len(members):
+    partitions[side] = part.subset(np.setdiff1d(np.arange(len(part.images)),
+                                                np.delete(members, readable)))
   return select_split(name, partitions, split, val_classes=val_classes, seed=seed,
                       root=root or "")

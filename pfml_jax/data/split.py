@@ -82,21 +82,26 @@ def carve_validation_classes(train_class_ids: np.ndarray, val_classes: int,
   return np.sort(rng.choice(classes, size=val_classes, replace=False))
 
 
-def select_split(dataset: str, partitions: Mapping[str, Partition], split: str, *,
-                 val_classes: int, seed: int, root: str) -> Split:
-  """The requested split of a dataset's train/test partitions, labels re-indexed to 0..C-1."""
+def split_members(part: Partition, split: str, *, val_classes: int, seed: int) -> np.ndarray:
+  """The indices of ``part``'s images that make up ``split`` (all of them for test)."""
   if split not in SPLITS:
     raise ValueError(f"split={split!r}: expected one of {SPLITS}.")
   if split == "val" and val_classes <= 0:
     raise ValueError("split='val' needs val_classes > 0: the validation split is carved from "
                      "the training classes (e.g. read_split(..., val_classes=20)).")
-  part = partitions["test" if split == "test" else "train"]
   keep = np.ones(len(part.class_ids), bool)
   if split != "test" and val_classes > 0:
     held_out = carve_validation_classes(part.class_ids, val_classes, seed)
     in_val = np.isin(part.class_ids, held_out)
     keep = in_val if split == "val" else ~in_val
-  part = part.subset(np.flatnonzero(keep))
+  return np.flatnonzero(keep)
+
+
+def select_split(dataset: str, partitions: Mapping[str, Partition], split: str, *,
+                 val_classes: int, seed: int, root: str) -> Split:
+  """The requested split of a dataset's train/test partitions, labels re-indexed to 0..C-1."""
+  part = partitions["test" if split == "test" else "train"]
+  part = part.subset(split_members(part, split, val_classes=val_classes, seed=seed))
   class_ids, labels = np.unique(part.class_ids, return_inverse=True)
   return Split(dataset=dataset, split=split, images=part.images,
                labels=labels.astype(np.int32).reshape(-1),

@@ -5,6 +5,7 @@ import re
 import jax
 import ml_collections
 
+from pfml_jax import checks
 from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
@@ -19,6 +20,14 @@ _SELECTION = re.compile(r"recall@(\d+)|map@r|r_precision")
 def _require(condition: bool, field: str, message: str) -> None:
   if not condition:
     raise ConfigError(f"config.{field}: {message}")
+
+
+def _checked(field: str, check, *args) -> None:
+  """Runs a shared check of ``pfml_jax.checks``, its error prefixed with the config field."""
+  try:
+    check(*args)
+  except ConfigError as error:
+    raise ConfigError(f"config.{field}: {error}") from None
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -42,11 +51,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f">= {least}, got {data.images_per_class}.")
   batch = data.classes_per_batch * data.images_per_class
   devices = jax.device_count() if config.mesh.data == -1 else config.mesh.data
-  _require(devices > 0 and batch % devices == 0, "data.classes_per_batch",
-           f"the batch of {batch} images must split evenly over the {devices} devices of the "
-           "mesh; change classes_per_batch / images_per_class or mesh.data.")
-  _require(batch % jax.process_count() == 0, "data.classes_per_batch",
-           f"the batch of {batch} must split evenly over {jax.process_count()} processes.")
+  where = "data.classes_per_batch x images_per_class"
+  _checked(where, checks.divides, batch, devices, "devices of the mesh (mesh.data)")
+  _checked(where, checks.divides, batch, jax.process_count(), "processes")
   _require(data.sampler in SAMPLERS, "data.sampler",
            f"{data.sampler!r} is not one of {sorted(SAMPLERS)}.")
   _require(data.input_mode in ("cached", "grain"), "data.input_mode",
@@ -73,10 +80,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for name in config.loss:
     _require(name == "name" or name in LOSSES, f"loss.{name}",
              f"no such loss; the loss blocks are {sorted(LOSSES)}.")
-  _require(0 < data.crop_scale[0] <= data.crop_scale[1] <= 1, "data.crop_scale",
-           f"must be (low, high) with 0 < low <= high <= 1, got {data.crop_scale}.")
-  _require(0 < data.crop_ratio[0] <= data.crop_ratio[1], "data.crop_ratio",
-           f"must be (low, high) with 0 < low <= high, got {data.crop_ratio}.")
+  _checked("data.crop_scale / data.crop_ratio", checks.crop_ranges, data.crop_scale,
+           data.crop_ratio)
   _require(optim.learning_rate > 0, "optim.learning_rate",
            f"must be > 0, got {optim.learning_rate}.")
   for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "weight_decay",

@@ -171,7 +171,7 @@ def with_pretrained(setup: TrainSetup, state: TrainState, path: str, strict: boo
   return jax.device_put(loaded, setup.state_shardings)
 
 
-def make_train_input(setup: TrainSetup, start_step: int) -> data_lib.TrainInput:
+def open_train_input(setup: TrainSetup, start_step: int) -> data_lib.TrainInput:
   """This process's training batches from ``start_step`` on."""
   config = setup.config
   return data_lib.make_train_input(

@@ -23,7 +23,7 @@ from pfml_jax.training.metric_writer import MetricWriter
 from pfml_jax.training.resume_check import check_resume
 from pfml_jax.training.run_info import run_info
 from pfml_jax.training.setup import (TrainSetup, build, compile_train_step, input_state,
-                                     make_train_input, read_split, read_splits,
+                                     open_train_input, read_split, read_splits,
                                      validation_classes, with_pretrained)
 from pfml_jax.training.trained_model import load_trained_model
 
@@ -52,7 +52,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     logging.info("config:\n%s", config)
 
     state, start_step, saved_input = _resume_or_init(setup, checkpoints)
-    train_input = make_train_input(setup, start_step)
+    train_input = open_train_input(setup, start_step)
     if saved_input is not None:
       changed = check_resume(saved_input, input_state(setup, train_input, start_step),
                              start_step, checkpoints.directory, allow_input_change)

@@ -26,7 +26,7 @@ def custom_calls(exported) -> set[str]:
 def export_train_step(config, platform, disabled_checks=()):
   """The set-up's jitted, donated train step, exported for ``platform``."""
   setup = setup_lib.build(config, platform=platform)
-  train_input = setup_lib.make_train_input(setup, start_step=0)
+  train_input = setup_lib.open_train_input(setup, start_step=0)
   step, device_data = setup_lib.compile_train_step(setup, train_input)
   rows = jax.NamedSharding(setup.mesh, jax.P("data"))
   batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=rows)
