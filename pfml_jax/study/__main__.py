@@ -5,7 +5,7 @@
         --weights-dir=weights --parallel=2
     python -m pfml_jax.study run --config=configs/demo.py --sweep=loss.pfml.alpha=1,2,3 \
         --seeds=0,1,2 --workdir=studies/demo_alpha --config.steps=300
-    python -m pfml_jax.study emit label_noise --emit=slurm --workdir=/shared/noise --out=noise.sbatch
+    python -m pfml_jax.study emit label_noise --emit=slurm --workdir=/shared/noise
     python -m pfml_jax.study aggregate --workdir=studies/table1
 
 A study is a shipped name (``list``) or ``--config=FILE[:RECIPE]`` with one or more

@@ -5,7 +5,7 @@ A site is where the study runs: its data and weights folders and any extra
 """
 
 import dataclasses
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pfml_jax.study.grid import Run
 from pfml_jax.user_errors import UserInputError
@@ -41,9 +41,14 @@ def paper_setting(stem: str) -> tuple[str, str] | None:
   return None
 
 
+def join(base: str | Path, name: str) -> str:
+  """``base/name`` as text: keeps URLs such as ``gs://bucket`` intact, as paths do not."""
+  return f"{str(base).rstrip('/')}/{name}"
+
+
 def run_folder(workdir: str | Path, run: Run) -> str:
-  """The run's workdir below the study's, with ``/`` separators (also for remote paths)."""
-  return str(PurePosixPath(str(workdir)) / run.folder)
+  """The run's workdir below the study's."""
+  return join(workdir, run.folder)
 
 
 def run_arguments(run: Run, workdir: str | Path, site: Site = Site()) -> list[str]:
@@ -52,15 +57,15 @@ def run_arguments(run: Run, workdir: str | Path, site: Site = Site()) -> list[st
   arguments = run.cell.arguments() + [f"--workdir={run_folder(workdir, run)}",
                                       f"--config.seed={run.seed}"]
   if site.data_root:
-    root = PurePosixPath(site.data_root)
-    arguments.append(f"--config.data.root={root / DATASET_FOLDERS[setting[0]] if setting else root}")
+    root = join(site.data_root, DATASET_FOLDERS[setting[0]]) if setting else site.data_root
+    arguments.append(f"--config.data.root={root}")
   if site.weights_dir:
     if setting is None:
       raise UserInputError(
           f"--weights-dir: {run.cell.config_file} is none of the paper's <dataset>_<backbone> "
           "configs, so no weights file is implied; pass --config.model.pretrained=FILE instead.")
     arguments.append(
-        f"--config.model.pretrained={PurePosixPath(site.weights_dir) / WEIGHT_FILES[setting[1]]}")
+        f"--config.model.pretrained={join(site.weights_dir, WEIGHT_FILES[setting[1]])}")
   return arguments + list(site.extra)
 
 
