@@ -1,5 +1,6 @@
 """An ablation's plot: a metric against the swept value, mean ± sd error bars per result."""
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,25 +32,28 @@ def sweep_plot(result: dict[str, Any], out_dir: str | Path,
   xs_all = list(dict.fromkeys(c["values"][sweep] for c in cells))
   numeric = _numeric(xs_all)
   position = {x: (x if numeric else i) for i, x in enumerate(xs_all)}
+  # "best" drawn a little to the right, so that equal final and best bars both show.
+  span = (max(position.values()) - min(position.values())) or 1
+  dodge = {"final": 0.0, "best": 0.012 * span}
   series = list(dict.fromkeys(_series(c, sweep) for c in cells))
   figure, axes = plt.subplots(figsize=(6.4, 4.2))
   for key in series:
     members = [c for c in cells if _series(c, sweep) == key]
     prefix = f"{key}: " if len(series) > 1 else ""
     for name in ("final", "best"):
-      points = [(position[c["values"][sweep]], c[name][metric])
-                for c in members if c[name].get(metric, {}).get("n")]
-      if points:
-        axes.errorbar([x for x, _ in points], [s["mean"] for _, s in points],
-                      yerr=[s["sd"] or 0.0 for _, s in points], label=prefix + _LABELS[name],
-                      **_STYLES[name])
+      stats = [c[name].get(metric) if c[name].get(metric, {}).get("n") else None
+               for c in members]
+      if any(stats):  # NaN where no run finished: the line breaks there
+        axes.errorbar([position[c["values"][sweep]] + dodge[name] for c in members],
+                      [s["mean"] if s else math.nan for s in stats],
+                      yerr=[(s["sd"] or 0.0) if s else math.nan for s in stats],
+                      label=prefix + _LABELS[name], **_STYLES[name])
     paper = [(position[c["values"][sweep]], c["paper"][metric]) for c in members
              if metric in c["paper"]]
     if paper:
       axes.plot([x for x, _ in paper], [y for _, y in paper], "kx", markersize=9,
                 label=prefix + "paper")
-  if not numeric:
-    axes.set_xticks(range(len(xs_all)), [str(x) for x in xs_all])
+  axes.set_xticks(list(position.values()), [str(x) for x in xs_all])
   axes.set_xlabel(sweep)
   axes.set_ylabel(f"{metric.replace('recall@', 'Recall@')} (%)")
   axes.set_title(f"{result['description'] or result['study']} (mean ± sd over seeds)",

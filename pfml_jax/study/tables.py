@@ -50,7 +50,7 @@ def markdown(result: dict[str, Any]) -> str:
   for name in ("final", "best"):
     title = _TITLES[name]
     if name == "best" and protocols:
-      title += " (" + "; ".join(f"{p}: {_BEST_NOTES[p]}" for p in protocols) + ")"
+      title += " (" + "; ".join(f"{p} protocol: {_BEST_NOTES[p]}" for p in protocols) + ")"
     lines += [f"## {title}", "", "| " + " | ".join(head) + " |",
               "|" + "---|" * len(head)]
     for row in rows:
