@@ -53,12 +53,9 @@ def _sweep(text: str) -> tuple[str, list]:
 
 
 def _config_path(config: str) -> str:
-  """``config`` as the runs (started in the repository root) find it."""
-  file, sep, recipe = config.partition(":")
-  here, repo = Path(file).resolve(), (REPO / file).resolve()
-  if here.exists() and here != repo and not Path(file).is_absolute():
-    return str(here) + sep + recipe
-  if not (here.exists() or repo.exists()):
+  """``config`` as given, once its file is found here or in the repository."""
+  file = config.partition(":")[0]
+  if not (Path(file).exists() or (REPO / file).exists()):
     raise UserInputError(f"--config={config}: no such file {file!r} (here or in {REPO}).")
   return config
 

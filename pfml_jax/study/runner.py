@@ -1,5 +1,6 @@
 """Runs a study's runs on this machine, one by one or N at a time, as ``pfml_jax.main``
-subprocesses.
+subprocesses started in the current folder (relative data and weights paths mean the same as
+for ``pfml_jax.main``).
 
 A run whose ``eval/summary.json`` exists is finished and skipped; any other is started with
 its usual command, which resumes a partial run from its last checkpoint. Each run's output is
@@ -22,6 +23,7 @@ from pfml_jax.study.grid import Run, Study
 
 # The repository root: the shipped studies name their configs relative to it.
 REPO = Path(__file__).resolve().parents[2]
+_CONFIG_FLAG = "--config="
 SUMMARY = Path("eval") / "summary.json"
 RUN_LOG = "study_run.log"
 
@@ -46,10 +48,25 @@ def has_checkpoints(run_dir: Path) -> bool:
   return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
+def local_config(config: str) -> str:
+  """``config`` with its file made absolute: as given from here, else in the repository."""
+  file, sep, recipe = config.partition(":")
+  path = Path(file) if Path(file).exists() else REPO / file
+  return str(path.resolve()) + sep + recipe
+
+
+def local_command(command: list[str]) -> list[str]:
+  """``command`` with an absolute ``--config`` file, so runs find it from any folder."""
+  return [_CONFIG_FLAG + local_config(a[len(_CONFIG_FLAG):]) if a.startswith(_CONFIG_FLAG)
+          else a for a in command]
+
+
 def child_environment(parallel: int, base: dict[str, str] | None = None) -> dict[str, str]:
-  """The runs' environment. With N > 1 runs at a time, JAX does not preallocate 75 % of each
-  GPU's memory per process [our choice: otherwise the second run on a GPU cannot start]."""
+  """The runs' environment: this package importable from any folder, and with N > 1 runs at
+  a time no preallocation of 75 % of each GPU's memory per process [our choice: otherwise the
+  second run on a GPU cannot start]."""
   env = dict(os.environ if base is None else base)
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
   if parallel > 1:
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   return env
@@ -62,8 +79,9 @@ def run_study(study: Study, workdir: str | Path, site: Site = Site(), parallel: 
   workdir = Path(workdir).resolve()
   records = manifest_lib.check_same_study(workdir, study)
   runs = study.runs()
-  commands = {run.folder: main_command(run, workdir, site, python=sys.executable)
-              for run in runs}  # built first: a bad site fails before any run starts
+  # Built first: a bad site fails before any run starts.
+  commands = {run.folder: local_command(main_command(run, workdir, site, python=sys.executable))
+              for run in runs}
   manifest_lib.write_manifest(workdir, study, site, records)
   env = child_environment(parallel, env)
   lock = threading.Lock()
@@ -93,7 +111,7 @@ def run_study(study: Study, workdir: str | Path, site: Site = Site(), parallel: 
     with open(run_dir / RUN_LOG, "a") as log:
       log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(commands[run.folder])}\n")
       log.flush()
-      returncode = subprocess.run(commands[run.folder], cwd=REPO, env=env, stdout=log,
+      returncode = subprocess.run(commands[run.folder], env=env, stdout=log,
                                   stderr=subprocess.STDOUT, check=False).returncode
     status = "failed" if returncode else ("finished" if is_finished(run_dir) else "stopped")
     return record(RunReport(run.folder, status, returncode, time.perf_counter() - start,

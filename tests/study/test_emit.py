@@ -122,3 +122,12 @@ def test_bad_input_is_one_error_line(tmp_path, capsys):
     status, _, err = study_cli(capsys, *args)
     errors = [line for line in err.splitlines() if "error:" in line]
     assert status == 2 and len(errors) == 1 and expected in errors[0], err
+
+
+def test_readme_lists_the_command_of_every_table1_and_noise_row():
+  readme = (REPO / "README.md").read_text()
+  site = Site("data", "weights")
+  for name in ("table1", "label_noise"):
+    study = named_study(name, seeds=[0])
+    for line in command_lines(study, f"studies/{name}", site):
+      assert f"    {line}\n" in readme, line
