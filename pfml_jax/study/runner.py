@@ -89,10 +89,12 @@ def run_study(study: Study, workdir: str | Path, site: Site = Site(), parallel: 
 
   def record(report: RunReport) -> RunReport:
     with lock:
-      records[report.folder] = {"status": report.status, "returncode": report.returncode,
-                                "seconds": round(report.seconds, 1), "resumed": report.resumed,
-                                "command": commands[report.folder],
-                                "log": str(Path(report.folder) / RUN_LOG)}
+      entry = {"status": report.status, "command": commands[report.folder],
+               "log": str(Path(report.folder) / RUN_LOG)}
+      if report.status != "skipped":  # a skipped run keeps the record of the attempt that ran
+        entry.update(returncode=report.returncode, seconds=round(report.seconds, 1),
+                     resumed=report.resumed)
+      records[report.folder] = {**records.get(report.folder, {}), **entry}
       manifest_lib.write_manifest(workdir, study, site, records)
       done.append(report)
       detail = "" if report.status == "skipped" else f" in {report.seconds:.0f} s"

@@ -110,7 +110,8 @@ def test_rerun_skips_finished_runs_and_resumes_the_partial_one(study):
   assert "Resumed from step 1" in log
   manifest = json.loads((workdir / "study.json").read_text())
   assert manifest["runs"][PARTIAL]["resumed"] is True
-  assert manifest["runs"][f"{GOOD[0]}/seed_0"]["status"] == "skipped"
+  skipped = manifest["runs"][f"{GOOD[0]}/seed_0"]
+  assert skipped["status"] == "skipped" and skipped["returncode"] == 0  # its first attempt
   assert manifest["runs"][f"{FAILING}/seed_0"]["status"] == "failed"
   assert manifest["study"]["name"] == "tiny_sweep"
 
