@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
   commands = parser.add_subparsers(dest="command", required=True)
   commands.add_parser("list", help="the shipped studies")
   study = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-  study.add_argument("name_or_spec", nargs="?", help=f"one of {list(STUDIES)}")
+  study.add_argument("name_or_spec", nargs="?", metavar="STUDY",
+                     help=f"one of {list(STUDIES)}; or give --config and --sweep")
   study.add_argument("--workdir", required=True, help="the study's folder (one per study)")
   study.add_argument("--config", help="FILE[:RECIPE]: the config a --sweep (or an ablation) uses")
   study.add_argument("--sweep", action="append", default=[],
