@@ -80,6 +80,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.backbone_lr_mult = 1.0
   config.optim.head_lr_mult = 1.0
   config.optim.proxy_lr_mult = 100.0  # proxies learn at 1e-2 [paper supplement; PA x100]
+  # The loss's own parameters besides proxies (HIST's hypergraph network; no other loss has
+  # any) [HIST code: --lr-hgnn-factor default 10].
+  config.optim.loss_params_lr_mult = 10.0
   config.optim.weight_decay = 5e-4  # decoupled (AdamW) [paper: 5e-4 CUB, 1e-4 Cars]
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999

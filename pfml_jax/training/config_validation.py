@@ -79,8 +79,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"must be (low, high) with 0 < low <= high, got {data.crop_ratio}.")
   _require(optim.learning_rate > 0, "optim.learning_rate",
            f"must be > 0, got {optim.learning_rate}.")
-  for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "weight_decay",
-               "warmup_epochs", "clip_threshold"):
+  for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "loss_params_lr_mult",
+               "weight_decay", "warmup_epochs", "clip_threshold"):
     _require(optim[name] >= 0, f"optim.{name}", f"must be >= 0, got {optim[name]}.")
   _require(config.steps > 0 or config.epochs > 0, "epochs",
            "set epochs > 0 or steps > 0 (steps overrides epochs).")

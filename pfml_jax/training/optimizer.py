@@ -1,4 +1,4 @@
-"""AdamW with parameter groups: backbone, head and proxies.
+"""AdamW with parameter groups: backbone, head, proxies and the loss's own parameters.
 
 Each group has its own learning-rate multiplier; the backbone's rate is zero during the warm-up
 epochs (so the step compiles once and the optimizer state keeps its shape); decoupled weight
@@ -16,18 +16,25 @@ import optax
 from flax import traverse_util
 from pfml_jax.user_errors import ConfigError
 
-GROUPS = ("backbone", "head", "proxies")
+GROUPS = ("backbone", "head", "proxies", "loss")
 LR_MULTIPLIER = {"backbone": "backbone_lr_mult", "head": "head_lr_mult",
-                 "proxies": "proxy_lr_mult"}
+                 "proxies": "proxy_lr_mult", "loss": "loss_params_lr_mult"}
 # Leaves that never get weight decay (besides every proxy).
 NO_DECAY = re.compile(r"(bn|norm|Norm)[^/]*/|(^|/)bias$|cls_token|pos_embed")
 
 
 def group_of(path: str) -> str:
-  """'backbone', 'head' or 'proxies' for a '/'-joined path of the trainable tree."""
+  """'backbone', 'head', 'proxies' or 'loss' for a '/'-joined path of the trainable tree.
+
+  The loss's own parameters (``trainable["loss"]``, e.g. HIST's hypergraph network) form the
+  'loss' group, except their "proxies" subtree (e.g. HIST's class variances), which trains
+  with the proxies.
+  """
   parts = path.split("/")
-  if parts[0] == "proxies":
+  if parts[0] == "proxies" or parts[:2] == ["loss", "proxies"]:
     return "proxies"
+  if parts[0] == "loss":
+    return "loss"
   if parts[0] == "model" and len(parts) > 1 and parts[1] in ("backbone", "head"):
     return parts[1]
   raise ValueError(f"Parameter {path!r} belongs to no optimizer group {GROUPS}; the model's "
@@ -62,13 +69,16 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, group: str, total_s
 
 def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int,
                    steps_per_epoch: int) -> tuple[optax.GradientTransformation, dict]:
-  """The optimizer for the trainable tree {"model": {"backbone", "head"}, "proxies"}.
+  """The optimizer for the trainable tree {"model": {"backbone", "head"}, "proxies"} (and
+  "loss" for a loss with parameters of its own).
 
   Returns:
-    (transformation, schedules by group) — the schedules are logged by the trainer.
+    (transformation, schedules by group) — the schedules are logged by the trainer; the
+    'loss' group exists only when the tree has a "loss" subtree.
   """
+  groups_present = [g for g in GROUPS if g != "loss" or "loss" in trainable]
   schedules = {g: learning_rate_schedule(optim, g, total_steps, steps_per_epoch)
-               for g in GROUPS}
+               for g in groups_present}
   decay_mask = _path_labels(trainable,
                             lambda p: group_of(p) != "proxies" and not NO_DECAY.search(p))
   frozen = re.compile(optim.frozen) if optim.frozen else None
@@ -77,7 +87,7 @@ def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int
   transforms = {
       g: optax.adamw(schedules[g], b1=optim.b1, b2=optim.b2, eps=optim.eps,
                      weight_decay=0.0 if g == "proxies" else optim.weight_decay, mask=decay_mask)
-      for g in GROUPS}
+      for g in groups_present}
   transforms["frozen"] = optax.set_to_zero()
   clip = {"none": optax.identity(),
           "value": optax.clip(optim.clip_threshold),
