@@ -61,6 +61,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = "bfloat16"  # backbone compute; params, proxies and loss stay float32
   # New linear head: kaiming_fan_out [PA, HIST code] or orthogonal [Hyp-DML code].
   config.model.head_init = "kaiming_fan_out"
+  # Output: l2 (unit vectors) [paper, PA], or layer_norm: LayerNorm without affine [HIST code].
+  config.model.embedding_norm = "l2"
   # Evaluation: resize the shorter side to this, then centre-crop; 0 = the backbone's (256).
   config.model.eval_resize = 0
   # Overrides of the backbone constructor's fields (e.g. {"width": 16} for a wider tiny

@@ -8,7 +8,7 @@ import ml_collections
 from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
-from pfml_jax.models.embedding import HEAD_INITS
+from pfml_jax.models.embedding import HEAD_INITS, OUTPUT_NORMS
 from pfml_jax.user_errors import ConfigError
 
 PROTOCOLS = ("paper", "validated")
@@ -63,6 +63,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"set data.val_classes > 0 (got {data.val_classes}), or use eval.protocol='paper'.")
   _require(model.head_init in HEAD_INITS, "model.head_init",
            f"must be one of {sorted(HEAD_INITS)}, got {model.head_init!r}.")
+  _require(model.embedding_norm in OUTPUT_NORMS, "model.embedding_norm",
+           f"must be one of {sorted(OUTPUT_NORMS)}, got {model.embedding_norm!r}.")
   _require(model.eval_resize == 0 or model.eval_resize >= BACKBONES[model.backbone].image_size,
            "model.eval_resize", f"must be 0 (the backbone's) or >= the crop size "
            f"{BACKBONES[model.backbone].image_size}, got {model.eval_resize}.")

@@ -114,6 +114,7 @@ def build(config: ml_collections.ConfigDict, splits=None) -> Experiment:
                                config.model.pooling or None, frozen_bn=config.model.frozen_bn,
                                dtype=jnp.dtype(config.model.dtype),
                                head_init=config.model.head_init,
+                               embedding_norm=config.model.embedding_norm,
                                **config.model.backbone_kwargs)
   image_size = spec.image_size
   images = jnp.zeros((1, image_size, image_size, 3), jnp.uint8)
