@@ -70,7 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.backbone_kwargs = ml_collections.ConfigDict()
 
   config.loss = ml_collections.ConfigDict()
-  config.loss.name = "pfml"  # pfml | proxy_anchor | proxy_nca | multi_similarity | triplet | ...
+  config.loss.name = "pfml"  # pfml | proxy_anchor | proxy_nca | multi_similarity | hist | ...
   # One block per loss, filled from the loss registry (the one source of defaults): the run
   # reads the block of loss.name, so naming another loss gives that loss's own defaults.
   # PFML's are the paper's: alpha 3, delta_att = delta_rep = 0.2, M = 15 [paper].
