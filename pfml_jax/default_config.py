@@ -86,6 +86,9 @@ def get_config() -> ml_collections.ConfigDict:
   # any) [HIST code: --lr-hgnn-factor default 10].
   config.optim.loss_params_lr_mult = 10.0
   config.optim.weight_decay = 5e-4  # decoupled (AdamW) [paper: 5e-4 CUB, 1e-4 Cars]
+  # decoupled (AdamW) [paper, PA], or coupled: L2 added to the gradient before Adam, torch
+  # Adam's weight_decay [HIST]. Either spares proxies, norms and biases.
+  config.optim.weight_decay_style = "decoupled"
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
   config.optim.eps = 1e-8

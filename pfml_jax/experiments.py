@@ -164,9 +164,10 @@ def _hist_recipe(config, dataset):
   config.loss.hist.tau = tau
   config.loss.hist.alpha = alpha
   config.optim.learning_rate = lr
-  # Adam with torch's coupled L2 on every group in HIST; decoupled here, sparing proxies,
-  # norms and biases, as our other recipes [our choice].
+  # torch Adam's L2 on the gradient [HIST: --optimizer adam]; HIST decays every parameter,
+  # we spare proxies, variances, norms and biases, as in our other recipes [our choice].
   config.optim.weight_decay = weight_decay
+  config.optim.weight_decay_style = "coupled"
   config.optim.head_lr_mult = 1.0  # the embedding layer at --lr [HIST]
   # The class distributions (means and variances) at --lr-ds, the HGNN at lr x factor [HIST].
   config.optim.proxy_lr_mult = lr_ds / lr

@@ -85,6 +85,7 @@ def test_hist_recipe_is_its_reference_code(file, want):
   assert (config.loss.hist.tau, config.loss.hist.alpha) == (tau, alpha)
   assert (config.loss.hist.lambda_s, config.loss.hist.hgnn_hidden) == (1.0, 512)
   assert config.optim.learning_rate == lr and config.optim.weight_decay == weight_decay
+  assert config.optim.weight_decay_style == "coupled"  # torch Adam's weight_decay
   assert config.optim.learning_rate * config.optim.proxy_lr_mult == pytest.approx(lr_ds)
   assert config.optim.loss_params_lr_mult == hgnn_factor and config.optim.head_lr_mult == 1.0
   assert config.model.frozen_bn == frozen_bn
@@ -99,9 +100,11 @@ def test_hist_recipe_is_its_reference_code(file, want):
   assert config.optim.clip == "none" and config.eval.every_epochs == 1
 
 
-def test_other_recipes_keep_the_unit_norm_embedding():
+def test_other_recipes_keep_unit_norm_embeddings_and_decoupled_decay():
   for recipe in ("pfml", "proxy_anchor"):
-    assert load(f"{CONFIG_DIR}/cub_resnet50.py:{recipe}").model.embedding_norm == "l2"
+    config = load(f"{CONFIG_DIR}/cub_resnet50.py:{recipe}")
+    assert config.model.embedding_norm == "l2"
+    assert config.optim.weight_decay_style == "decoupled"
   assert load(f"{CONFIG_DIR}/cub_vit.py:hist").model.embedding_norm == "l2"
 
 

@@ -1,8 +1,9 @@
 """AdamW with parameter groups: backbone, head, proxies and the loss's own parameters.
 
 Each group has its own learning-rate multiplier; the backbone's rate is zero during the warm-up
-epochs (so the step compiles once and the optimizer state keeps its shape); decoupled weight
-decay skips proxies, normalisation parameters, biases and ViT tokens/position embeddings.
+epochs (so the step compiles once and the optimizer state keeps its shape); weight decay,
+decoupled (AdamW, the default) or coupled (torch Adam's L2 on the gradient, HIST's recipe),
+skips proxies, normalisation parameters, biases and ViT tokens/position embeddings.
 Parameters whose path matches ``optim.frozen`` (a regex, e.g. Hyp-DML's frozen patch
 embedding) are never updated.
 """
@@ -67,6 +68,20 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, group: str, total_s
   return lambda step: jnp.where(step < frozen_steps, 0.0, shape(step))
 
 
+WEIGHT_DECAY_STYLES = ("decoupled", "coupled")
+
+
+def _adam(optim, schedule, weight_decay, mask) -> optax.GradientTransformation:
+  """AdamW (decoupled decay), or Adam on gradient + weight_decay x w (torch Adam's
+  ``weight_decay``: the decay is rescaled by Adam's moments like the gradient)."""
+  if optim.weight_decay_style == "decoupled":
+    return optax.adamw(schedule, b1=optim.b1, b2=optim.b2, eps=optim.eps,
+                       weight_decay=weight_decay, mask=mask)
+  return optax.chain(optax.add_decayed_weights(weight_decay, mask),
+                     optax.scale_by_adam(b1=optim.b1, b2=optim.b2, eps=optim.eps),
+                     optax.scale_by_learning_rate(schedule))
+
+
 def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int,
                    steps_per_epoch: int) -> tuple[optax.GradientTransformation, dict]:
   """The optimizer for the trainable tree {"model": {"backbone", "head"}, "proxies"} (and
@@ -84,10 +99,12 @@ def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int
   frozen = re.compile(optim.frozen) if optim.frozen else None
   groups = _path_labels(trainable, lambda p: "frozen" if frozen and frozen.search(p)
                         else group_of(p))
-  transforms = {
-      g: optax.adamw(schedules[g], b1=optim.b1, b2=optim.b2, eps=optim.eps,
-                     weight_decay=0.0 if g == "proxies" else optim.weight_decay, mask=decay_mask)
-      for g in groups_present}
+  if optim.weight_decay_style not in WEIGHT_DECAY_STYLES:
+    raise ConfigError(f"optim.weight_decay_style must be one of {list(WEIGHT_DECAY_STYLES)}, "
+                      f"got {optim.weight_decay_style!r}.")
+  transforms = {g: _adam(optim, schedules[g], 0.0 if g == "proxies" else optim.weight_decay,
+                         decay_mask)
+                for g in groups_present}
   transforms["frozen"] = optax.set_to_zero()
   clip = {"none": optax.identity(),
           "value": optax.clip(optim.clip_threshold),

@@ -137,6 +137,35 @@ def test_loss_parameters_get_their_own_rate_and_group():
     assert np.all(leaf == 1.0)
 
 
+def test_coupled_weight_decay_is_torch_adam_with_l2():
+  """weight_decay_style="coupled": torch.optim.Adam(weight_decay=wd) in float64, step by step,
+  on the decayed leaves; proxies and biases get plain Adam."""
+  lr, wd, b1, b2, eps = 1e-2, 0.3, 0.9, 0.999, 1e-8
+  optim = optim_config(learning_rate=lr, weight_decay=wd, warmup_epochs=0,
+                       weight_decay_style="coupled")
+  params = trainable_tree()
+  optimizer, _ = make_optimizer(optim, params, total_steps=10, steps_per_epoch=1)
+  state = optimizer.init(params)
+  rng = np.random.default_rng(0)
+  kernel = np.ones((3, 2))
+  bias, m, v, m_bias, v_bias = np.ones(2), 0.0, 0.0, 0.0, 0.0
+  for t in range(1, 4):
+    grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), params)
+    updates, state = optimizer.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    g = np.asarray(grads["model"]["head"]["kernel"], np.float64) + wd * kernel
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+    kernel = kernel - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    g = np.asarray(grads["model"]["head"]["bias"], np.float64)
+    m_bias, v_bias = b1 * m_bias + (1 - b1) * g, b2 * v_bias + (1 - b2) * g**2
+    bias = bias - lr * (m_bias / (1 - b1**t)) / (np.sqrt(v_bias / (1 - b2**t)) + eps)
+    np.testing.assert_allclose(params["model"]["head"]["kernel"], kernel, rtol=1e-5)
+    np.testing.assert_allclose(params["model"]["head"]["bias"], bias, rtol=1e-5)
+  with pytest.raises(ValueError, match="weight_decay_style"):
+    make_optimizer(optim_config(weight_decay_style="l1"), trainable_tree(), total_steps=10,
+                   steps_per_epoch=1)
+
+
 def test_no_loss_group_without_loss_parameters():
   _, schedules = make_optimizer(optim_config(), trainable_tree(), total_steps=10,
                                 steps_per_epoch=1)
