@@ -61,6 +61,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = "bfloat16"  # backbone compute; params, proxies and loss stay float32
   # New linear head: kaiming_fan_out [PA, HIST code] or orthogonal [Hyp-DML code].
   config.model.head_init = "kaiming_fan_out"
+  # Output: l2 (unit vectors) [paper, PA], or layer_norm: LayerNorm without affine [HIST code].
+  config.model.embedding_norm = "l2"
   # Evaluation: resize the shorter side to this, then centre-crop; 0 = the backbone's (256).
   config.model.eval_resize = 0
   # Overrides of the backbone constructor's fields (e.g. {"width": 16} for a wider tiny
@@ -68,7 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.backbone_kwargs = ml_collections.ConfigDict()
 
   config.loss = ml_collections.ConfigDict()
-  config.loss.name = "pfml"  # pfml | proxy_anchor | proxy_nca | multi_similarity | triplet | ...
+  config.loss.name = "pfml"  # pfml | proxy_anchor | proxy_nca | multi_similarity | hist | ...
   # One block per loss, filled from the loss registry (the one source of defaults): the run
   # reads the block of loss.name, so naming another loss gives that loss's own defaults.
   # PFML's are the paper's: alpha 3, delta_att = delta_rep = 0.2, M = 15 [paper].
@@ -80,7 +82,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.backbone_lr_mult = 1.0
   config.optim.head_lr_mult = 1.0
   config.optim.proxy_lr_mult = 100.0  # proxies learn at 1e-2 [paper supplement; PA x100]
+  # The loss's own parameters besides proxies (HIST's hypergraph network; no other loss has
+  # any) [HIST code: --lr-hgnn-factor default 10].
+  config.optim.loss_params_lr_mult = 10.0
   config.optim.weight_decay = 5e-4  # decoupled (AdamW) [paper: 5e-4 CUB, 1e-4 Cars]
+  # decoupled (AdamW) [paper, PA], or coupled: L2 added to the gradient before Adam, torch
+  # Adam's weight_decay [HIST]. Either spares proxies, norms and biases.
+  config.optim.weight_decay_style = "decoupled"
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
   config.optim.eps = 1e-8

@@ -4,8 +4,9 @@
 is the part after ``:`` of ``--config=configs/cub_resnet50.py:proxy_anchor`` (default
 ``pfml``). Every value is commented with its source: [paper] = Bhatnagar & Ahuja 2025,
 [supp] = its supplement, [PA] = Proxy Anchor's code (github tjddus9597/Proxy-Anchor-CVPR2020,
-train.py and its README commands), [Hyp] = Hyp-DML's code (github htdt/hyp_metric) and its
-protocol, [conv] = the field's convention where the sources are silent.
+train.py and its README commands), [HIST] = HIST's code (github ljin0429/HIST, code/train.py
+and its README commands), [Hyp] = Hyp-DML's code (github htdt/hyp_metric) and its protocol,
+[conv] = the field's convention where the sources are silent.
 
 Recipes:
   pfml: the paper's setting with the supplement's rates (AdamW 1e-4, proxies 1e-2).
@@ -13,6 +14,8 @@ Recipes:
   proxy_anchor, proxy_nca, multi_similarity, triplet, normalized_softmax: each baseline on
     the recipe of the code its comparison row comes from (CNNs: PA's train.py, which also
     trains ProxyNCA, MS and Triplet through pytorch-metric-learning; ViTs: Hyp's protocol).
+  hist: HIST on its own code's recipe (CNNs: HIST's train.py and README commands; ViTs: Hyp's
+    protocol with HIST's loss).
 """
 
 import ml_collections
@@ -32,6 +35,14 @@ _PA_COMMANDS = {
     ("bninception", "sop"): (180, 1, 20),
 }
 _PA_EPOCHS = 60  # [PA: --epochs default]
+# HIST's README commands (ResNet-50; BN-Inception reuses them [our choice]), by dataset:
+# (--lr, --lr-ds, --lr-hgnn-factor, --weight-decay, --lr-decay-step, --epochs, --tau, --alpha).
+_HIST_COMMANDS = {
+    "cub200": (1.2e-4, 1e-1, 5.0, 5e-5, 5, 40, 32.0, 1.1),
+    "cars196": (1e-4, 1e-1, 10.0, 1e-4, 10, 50, 32.0, 0.9),
+    "sop": (1e-4, 1e-2, 10.0, 1e-4, 10, 60, 16.0, 2.0),
+}
+_HIST_WARM = 1  # [HIST: --warm default]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,6 +154,38 @@ def _pa_recipe(config, backbone, dataset, loss):
     config.data.classes_per_batch = batch
 
 
+def _hist_recipe(config, dataset):
+  """HIST's train.py with its README command for ``dataset`` on a CNN."""
+  lr, lr_ds, hgnn_factor, weight_decay, decay_step, epochs, tau, alpha = _HIST_COMMANDS[dataset]
+  config.model.pooling = "avg+max"  # GAP + GMP, summed [HIST: --add-gmp 1]
+  config.model.head_init = "kaiming_fan_out"  # [HIST net/resnet.py]
+  config.model.embedding_norm = "layer_norm"  # LayerNorm without affine [HIST: --layer-norm 1]
+  # BatchNorm frozen on CUB/Cars, trained on SOP (the dataset's setting) [HIST: --bn-freeze].
+  config.loss.hist.tau = tau
+  config.loss.hist.alpha = alpha
+  config.optim.learning_rate = lr
+  # torch Adam's L2 on the gradient [HIST: --optimizer adam]; HIST decays every parameter,
+  # we spare proxies, variances, norms and biases, as in our other recipes [our choice].
+  config.optim.weight_decay = weight_decay
+  config.optim.weight_decay_style = "coupled"
+  config.optim.head_lr_mult = 1.0  # the embedding layer at --lr [HIST]
+  # The class distributions (means and variances) at --lr-ds, the HGNN at lr x factor [HIST].
+  config.optim.proxy_lr_mult = lr_ds / lr
+  config.optim.loss_params_lr_mult = hgnn_factor
+  # A separate warm-up epoch before the --epochs epochs (only head, distributions and HGNN
+  # train); StepLR steps after each later epoch, so decays fall at warm + k x step [HIST].
+  config.optim.warmup_epochs = _HIST_WARM
+  config.epochs = _HIST_WARM + epochs
+  config.optim.schedule = "step"
+  config.optim.step_epochs = tuple(range(_HIST_WARM + decay_step, config.epochs, decay_step))
+  config.optim.step_gamma = 0.5  # [HIST: --lr-decay-gamma default]
+  config.optim.clip = "none"  # no clipping [HIST]
+  config.eval.every_epochs = 1  # [HIST: evaluates every epoch]
+  config.data.sampler = "random"  # shuffled images [HIST: --IPC 0, DataLoader(shuffle=True)]
+  config.data.images_per_class = 1
+  config.data.classes_per_batch = 32  # [HIST: --batch-size default 32; no command sets it]
+
+
 def experiment(dataset: str, backbone: str, recipe: str = "pfml") -> ml_collections.ConfigDict:
   """The config of ``recipe`` (see the module docstring) with ``backbone`` on ``dataset``."""
   if recipe not in RECIPES:
@@ -160,7 +203,9 @@ def experiment(dataset: str, backbone: str, recipe: str = "pfml") -> ml_collecti
     _pfml_main_text(config)
   elif recipe not in PFML_RECIPES:
     config.loss.name = recipe
-    if not vit:
+    if not vit and recipe == "hist":
+      _hist_recipe(config, dataset)
+    elif not vit:
       _pa_recipe(config, backbone, dataset, recipe)
   return config
 

@@ -70,6 +70,44 @@ def test_proxy_anchor_recipe_is_its_reference_code():
                                                                                    False)
 
 
+@pytest.mark.parametrize("file, want", [
+    # --lr, --lr-ds, --lr-hgnn-factor, --weight-decay, --lr-decay-step, --epochs, --tau,
+    # --alpha of HIST's README command; BN frozen except on SOP (--bn-freeze 0).
+    ("cub_resnet50", (1.2e-4, 1e-1, 5.0, 5e-5, 5, 40, 32.0, 1.1, True)),
+    ("cars_resnet50", (1e-4, 1e-1, 10.0, 1e-4, 10, 50, 32.0, 0.9, True)),
+    ("sop_resnet50", (1e-4, 1e-2, 10.0, 1e-4, 10, 60, 16.0, 2.0, False)),
+])
+def test_hist_recipe_is_its_reference_code(file, want):
+  lr, lr_ds, hgnn_factor, weight_decay, decay_step, epochs, tau, alpha, frozen_bn = want
+  config = load(f"{CONFIG_DIR}/{file}.py:hist")
+  config_validation.validate(config)
+  assert config.loss.name == "hist"
+  assert (config.loss.hist.tau, config.loss.hist.alpha) == (tau, alpha)
+  assert (config.loss.hist.lambda_s, config.loss.hist.hgnn_hidden) == (1.0, 512)
+  assert config.optim.learning_rate == lr and config.optim.weight_decay == weight_decay
+  assert config.optim.weight_decay_style == "coupled"  # torch Adam's weight_decay
+  assert config.optim.learning_rate * config.optim.proxy_lr_mult == pytest.approx(lr_ds)
+  assert config.optim.loss_params_lr_mult == hgnn_factor and config.optim.head_lr_mult == 1.0
+  assert config.model.frozen_bn == frozen_bn
+  assert config.model.pooling == "avg+max" and config.model.embedding_norm == "layer_norm"
+  assert config.model.head_init == "kaiming_fan_out"
+  assert config.data.sampler == "random"
+  assert config.data.classes_per_batch * config.data.images_per_class == 32
+  # One warm-up epoch before --epochs; StepLR counts the epochs after it.
+  assert config.optim.warmup_epochs == 1 and config.epochs == 1 + epochs
+  assert config.optim.schedule == "step" and config.optim.step_gamma == 0.5
+  assert config.optim.step_epochs == tuple(range(1 + decay_step, 1 + epochs, decay_step))
+  assert config.optim.clip == "none" and config.eval.every_epochs == 1
+
+
+def test_other_recipes_keep_unit_norm_embeddings_and_decoupled_decay():
+  for recipe in ("pfml", "proxy_anchor"):
+    config = load(f"{CONFIG_DIR}/cub_resnet50.py:{recipe}")
+    assert config.model.embedding_norm == "l2"
+    assert config.optim.weight_decay_style == "decoupled"
+  assert load(f"{CONFIG_DIR}/cub_vit.py:hist").model.embedding_norm == "l2"
+
+
 def test_tuple_loss_recipes_sample_class_balanced_batches():
   for loss in ("triplet", "multi_similarity"):
     config = load(f"{CONFIG_DIR}/cars_resnet50.py:{loss}")

@@ -8,7 +8,9 @@ with (B, D) embeddings (normalised inside where the loss needs it), (B,) int lab
 marks padding rows, and (Q, D) proxies with (Q,) labels (Q = 0 for proxy-free losses).
 ``make_loss(name, **overrides)`` binds the hyperparameters; the trainer holds the proxies.
 A loss may also name its floor, the lowest value it can take for given labels (PFML's is
-large), so that ``loss - floor`` can be logged.
+large), so that ``loss - floor`` can be logged. A loss with learnable parameters of its own
+besides the proxies (HIST's hypergraph network) creates them with ``Loss.init_params`` and
+receives them as the keyword ``params``; the trainer holds them as ``trainable["loss"]``.
 """
 
 import dataclasses
@@ -21,6 +23,7 @@ from pfml_jax import checks
 from pfml_jax.platforms import platform_of
 from pfml_jax.losses import proxies as proxy_lib
 from pfml_jax.losses.energy_floor import energy_floor
+from pfml_jax.losses.hist import hist_loss, init_hist_params
 from pfml_jax.losses.multi_similarity import multi_similarity_loss
 from pfml_jax.losses.normalized_softmax import normalized_softmax_loss
 from pfml_jax.losses.potential_energy import METHODS, potential_energy
@@ -45,6 +48,11 @@ class LossSpec:
   choices: dict[str, tuple] = dataclasses.field(default_factory=dict)  # string options
   # Accepts platform= (a platform-dependent fast path) and mesh= (its pairs split over it).
   takes_placement: bool = False
+  # (rng, num_classes, proxies_per_class, dim, **init hyperparameters) -> the loss's own
+  # parameters: a "proxies" subtree of (num_classes * M, ...) arrays aligned with the proxies
+  # (trained at their rate) and any other subtrees (trained at optim.loss_params_lr_mult).
+  init_params: Callable[..., dict] | None = None
+  init_hparams: tuple[str, ...] = ()  # hyperparameters only init_params reads
 
 
 LOSSES: dict[str, LossSpec] = {
@@ -74,6 +82,14 @@ LOSSES: dict[str, LossSpec] = {
     "normalized_softmax": LossSpec(normalized_softmax_loss, proxies_per_class=1,
                                    min_proxies_per_class=1, defaults=dict(temperature=0.05),
                                    positive=("temperature",)),
+    # HIST (Lim et al. 2022): tau 32, alpha 0.9, lambda_s 1, HGNN hidden 512 [HIST code,
+    # train.py defaults; its README sets alpha 1.1 on CUB, tau 16 / alpha 2 on SOP (recipe)].
+    # One Gaussian per class, means kaiming-normal like Proxy Anchor's proxies [HIST: CDs2Hg].
+    "hist": LossSpec(hist_loss, proxies_per_class=1, min_proxies_per_class=1,
+                     proxy_init="kaiming_normal",
+                     defaults=dict(tau=32.0, alpha=0.9, lambda_s=1.0, hgnn_hidden=512),
+                     positive=("tau", "alpha", "hgnn_hidden"),
+                     init_params=init_hist_params, init_hparams=("hgnn_hidden",)),
 }
 
 
@@ -111,6 +127,19 @@ class Loss:
                                        self.spec.proxy_init)
     return jnp.pad(proxies, ((0, -len(proxies) % self.pad_to), (0, 0)))
 
+  def init_params(self, rng: jax.Array, num_classes: int, dim: int) -> dict:
+    """The loss's own initial parameters ({} for most losses); the rows of its "proxies"
+    subtree are zero-padded like the proxies (to a multiple of ``pad_to``, label -1)."""
+    if self.spec.init_params is None:
+      return {}
+    params = self.spec.init_params(
+        rng, num_classes, self.proxies_per_class, dim,
+        **{key: self.hparams[key] for key in self.spec.init_hparams})
+    padding = -(num_classes * self.proxies_per_class) % self.pad_to
+    pad = lambda x: jnp.pad(x, ((0, padding),) + ((0, 0),) * (x.ndim - 1))
+    return dict(params, **({"proxies": jax.tree.map(pad, params["proxies"])}
+                           if "proxies" in params else {}))
+
   def proxy_labels(self, num_classes: int) -> jnp.ndarray:
     """The class of every proxy, class-major, then -1 for the padding of ``init_proxies``."""
     labels = proxy_lib.proxy_labels(num_classes, self.proxies_per_class)
@@ -122,11 +151,19 @@ class Loss:
       return None
     return self.spec.floor(labels, proxy_labels, **self.hparams)
 
-  def __call__(self, embeddings, labels, proxies, proxy_labels) -> jnp.ndarray:
-    placement = {}
+  def __call__(self, embeddings, labels, proxies, proxy_labels, params=None) -> jnp.ndarray:
+    """The loss; ``params`` are the loss's own parameters, for losses that have them."""
+    hparams = {k: v for k, v in self.hparams.items() if k not in self.spec.init_hparams}
+    if self.spec.init_params is not None:
+      if params is None:
+        raise ValueError(f"Loss {self.name!r} needs its parameters: pass params= "
+                         "(from loss.init_params).")
+      hparams["params"] = params
     if self.spec.takes_placement:
-      placement = {"platform": self.platform, **({} if self.mesh is None else {"mesh": self.mesh})}
-    return self.spec.fn(embeddings, labels, proxies, proxy_labels, **self.hparams, **placement)
+      hparams["platform"] = self.platform
+      if self.mesh is not None:
+        hparams["mesh"] = self.mesh
+    return self.spec.fn(embeddings, labels, proxies, proxy_labels, **hparams)
 
 
 def make_loss(name: str, proxies_per_class: int | None = None, **overrides) -> Loss:

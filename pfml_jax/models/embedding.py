@@ -1,4 +1,4 @@
-"""The embedding model: pixel normalisation -> backbone -> pooling -> linear head -> L2 norm.
+"""The embedding model: pixel normalisation -> backbone -> pooling -> linear head -> norm.
 
 Input: (B, H, W, 3) RGB pixels, uint8 or float in 0..255. The backbone's pixel transform
 (channel order, scale, mean, std; see ``registry.py``) is applied in float32 and the result cast
@@ -11,6 +11,11 @@ the final LayerNorm (DINO and timm's default). ``embedding_dim=None`` keeps the 
 Head: ``Dense(feature_dim -> embedding_dim)`` in float32 (HIGHEST matmul precision), kernel
 N(0, 2 / embedding_dim) and zero bias: ``kaiming_normal_(mode='fan_out')`` + ``constant_(0)``,
 the init of Proxy-Anchor's and HIST's reference code for the new embedding layer.
+
+Output norm: ``l2`` (unit vectors) or ``layer_norm``, a LayerNorm without scale and shift
+(eps 1e-5), as HIST's code (``nn.LayerNorm(embedding_size, elementwise_affine=False)``); its
+output is not unit-norm (norm ~sqrt(dim)): every loss and the evaluator normalise themselves,
+and HIST's hypergraph network reads it as it is.
 
 Parameters: ``{"backbone": ..., "head": ...}`` (no "head" without a projection); CNNs also have
 ``batch_stats["backbone"]``.
@@ -48,8 +53,19 @@ POOLINGS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
 }
 
 
+def layer_normalize(x: jnp.ndarray, eps: float = 1e-5) -> jnp.ndarray:
+  """(x - mean) / sqrt(var + eps) per row in float32 (biased variance, as torch's LayerNorm)."""
+  x = x.astype(jnp.float32)
+  centred = x - jnp.mean(x, axis=-1, keepdims=True)
+  return centred * jax.lax.rsqrt(jnp.mean(centred * centred, axis=-1, keepdims=True) + eps)
+
+
+OUTPUT_NORMS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
+    "l2": l2_normalize, "layer_norm": layer_normalize}
+
+
 class EmbeddingModel(nn.Module):
-  """Backbone + pooling + optional projection, L2-normalised float32 output."""
+  """Backbone + pooling + optional projection, normalised float32 output."""
 
   backbone: nn.Module
   embedding_dim: int | None
@@ -60,6 +76,7 @@ class EmbeddingModel(nn.Module):
   std: tuple[float, ...]
   dtype: Any = jnp.float32
   head_init: str = "kaiming_fan_out"  # a key of HEAD_INITS
+  embedding_norm: str = "l2"  # a key of OUTPUT_NORMS
 
   def setup(self):
     if self.embedding_dim is not None:
@@ -82,16 +99,17 @@ class EmbeddingModel(nn.Module):
     return POOLINGS[self.pooling](self.backbone(self.normalize_pixels(images), train))
 
   def __call__(self, images: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    """(B, embedding_dim or feature_dim) float32, L2-normalised embeddings."""
+    """(B, embedding_dim or feature_dim) float32 embeddings, normalised by embedding_norm."""
     x = self.features(images, train)
     if self.embedding_dim is not None:
       x = self.head(x)
-    return l2_normalize(x)
+    return OUTPUT_NORMS[self.embedding_norm](x)
 
 
 def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str | None = None,
                          frozen_bn: bool = False, dtype: Any = jnp.float32,
-                         head_init: str = "kaiming_fan_out", platform: str | None = None,
+                         head_init: str = "kaiming_fan_out", embedding_norm: str = "l2",
+                         platform: str | None = None,
                          **backbone_kwargs) -> EmbeddingModel:
   """The embedding model of a registered backbone.
 
@@ -105,6 +123,7 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
     dtype: compute dtype of the backbone (jnp.bfloat16 for mixed precision); parameters, the
       head and the output stay float32.
     head_init: initialiser of the head's kernel, a key of ``HEAD_INITS``.
+    embedding_norm: "l2" (unit vectors) or "layer_norm" (LayerNorm without affine, HIST).
     platform: where the model will run ("cpu", "cuda", "rocm", "tpu"; None: the default
       device's), for backbones with a platform-dependent kernel (the ViTs' attention).
     **backbone_kwargs: overrides of the backbone constructor's fields (e.g. ``depth``).
@@ -119,6 +138,9 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
     raise ConfigError(f"embedding_dim must be positive or None (no head), got {embedding_dim}.")
   if head_init not in HEAD_INITS:
     raise ConfigError(f"head_init={head_init!r}: choose one of {sorted(HEAD_INITS)}.")
+  if embedding_norm not in OUTPUT_NORMS:
+    raise ConfigError(f"embedding_norm={embedding_norm!r}: choose one of "
+                      f"{sorted(OUTPUT_NORMS)}.")
   if spec.has_batch_norm:
     backbone_kwargs["frozen_bn"] = frozen_bn
   if spec.takes_platform:
@@ -126,4 +148,5 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
   module = spec.constructor(dtype=dtype, **backbone_kwargs)
   return EmbeddingModel(backbone=module, embedding_dim=embedding_dim, pooling=pooling,
                         channel_order=spec.channel_order, pixel_scale=spec.pixel_scale,
-                        mean=spec.mean, std=spec.std, dtype=dtype, head_init=head_init)
+                        mean=spec.mean, std=spec.std, dtype=dtype, head_init=head_init,
+                        embedding_norm=embedding_norm)

@@ -9,7 +9,7 @@ from pfml_jax import checks
 from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
-from pfml_jax.models.embedding import HEAD_INITS
+from pfml_jax.models.embedding import HEAD_INITS, OUTPUT_NORMS
 from pfml_jax.user_errors import ConfigError
 
 PROTOCOLS = ("paper", "validated")
@@ -70,6 +70,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"set data.val_classes > 0 (got {data.val_classes}), or use eval.protocol='paper'.")
   _require(model.head_init in HEAD_INITS, "model.head_init",
            f"must be one of {sorted(HEAD_INITS)}, got {model.head_init!r}.")
+  _require(model.embedding_norm in OUTPUT_NORMS, "model.embedding_norm",
+           f"must be one of {sorted(OUTPUT_NORMS)}, got {model.embedding_norm!r}.")
   _require(model.eval_resize == 0 or model.eval_resize >= BACKBONES[model.backbone].image_size,
            "model.eval_resize", f"must be 0 (the backbone's) or >= the crop size "
            f"{BACKBONES[model.backbone].image_size}, got {model.eval_resize}.")
@@ -84,8 +86,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            data.crop_ratio)
   _require(optim.learning_rate > 0, "optim.learning_rate",
            f"must be > 0, got {optim.learning_rate}.")
-  for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "weight_decay",
-               "warmup_epochs", "clip_threshold"):
+  for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "loss_params_lr_mult",
+               "weight_decay", "warmup_epochs", "clip_threshold"):
     _require(optim[name] >= 0, f"optim.{name}", f"must be >= 0, got {optim[name]}.")
   _require(config.steps > 0 or config.epochs > 0, "epochs",
            "set epochs > 0 or steps > 0 (steps overrides epochs).")

@@ -49,7 +49,8 @@ def build_embedder(model_config: ml_collections.ConfigDict,
   model = make_embedding_model(model_config.backbone, model_config.embedding_dim or None,
                                model_config.pooling or None, frozen_bn=model_config.frozen_bn,
                                dtype=jnp.dtype(model_config.dtype),
-                               head_init=model_config.head_init, platform=platform,
+                               head_init=model_config.head_init,
+                               embedding_norm=model_config.embedding_norm, platform=platform,
                                **model_config.backbone_kwargs)
   transform = EvalTransform(spec.image_size, model_config.eval_resize or spec.resize_size,
                             spec.interpolation)

@@ -134,7 +134,13 @@ def build(config: ml_collections.ConfigDict, splits=None,
     model_rng, proxy_rng = jax.random.split(rng)
     variables = embedder.init_variables(model_rng)
     proxies = loss.init_proxies(proxy_rng, train.num_classes, embedder.embedding_dim)
-    return {"model": variables["params"], "proxies": proxies}, variables.get("batch_stats", {})
+    trainable = {"model": variables["params"], "proxies": proxies}
+    # The loss's own parameters (HIST's), a "loss" entry only for a loss that has them.
+    loss_params = loss.init_params(jax.random.fold_in(proxy_rng, 1), train.num_classes,
+                                   embedder.embedding_dim)
+    if loss_params:
+      trainable["loss"] = loss_params
+    return trainable, variables.get("batch_stats", {})
 
   abstract_trainable, _ = jax.eval_shape(init_trainable, jax.random.key(0))
   optimizer, schedules = make_optimizer(config.optim, abstract_trainable, length.total_steps,

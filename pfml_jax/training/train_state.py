@@ -9,8 +9,9 @@ import optax
 
 @flax.struct.dataclass
 class TrainState:
-  """step, trainable parameters {"model": {"backbone", "head"}, "proxies"}, BatchNorm
-  statistics (empty for backbones without BatchNorm) and the optimizer state."""
+  """step, trainable parameters {"model": {"backbone", "head"}, "proxies"} (plus "loss", the
+  loss's own parameters, for a loss that has them: HIST), BatchNorm statistics (empty for
+  backbones without BatchNorm) and the optimizer state."""
 
   step: jax.Array
   trainable: dict[str, Any]

@@ -178,3 +178,23 @@ def test_head_initialisers_match_their_reference_code():
   np.testing.assert_allclose(orthogonal.T @ orthogonal, np.eye(48), atol=1e-5)
   with pytest.raises(ValueError, match="head_init='xavier'"):
     make_embedding_model("vit_tiny", embedding_dim=8, head_init="xavier")
+
+
+def test_layer_norm_output_matches_torch_layer_norm_without_affine():
+  """embedding_norm="layer_norm" (HIST): the head's output through a LayerNorm without scale
+  and shift, eps 1e-5; "l2" (the default) gives its unit vectors."""
+  images = reference.random_images(3, 64)
+  model = make_embedding_model("vit_tiny", embedding_dim=24, embedding_norm="layer_norm")
+  variables = init(model, images)
+  got = np.asarray(model.apply(variables, images), np.float64)
+  head = np.asarray(model.apply(variables, images, method=lambda m, x: m.head(m.features(x))),
+                    np.float64)
+  centred = head - head.mean(axis=1, keepdims=True)
+  want = centred / np.sqrt((centred**2).mean(axis=1, keepdims=True) + 1e-5)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  default = make_embedding_model("vit_tiny", embedding_dim=24)
+  unit = np.asarray(default.apply(variables, images), np.float64)
+  np.testing.assert_allclose(unit, head / np.linalg.norm(head, axis=1, keepdims=True),
+                             rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="embedding_norm='batch'"):
+    make_embedding_model("vit_tiny", embedding_dim=8, embedding_norm="batch")

@@ -27,6 +27,8 @@ def test_groups_by_path():
   assert group_of("model/backbone/conv/kernel") == "backbone"
   assert group_of("model/head/kernel") == "head"
   assert group_of("proxies") == "proxies"
+  assert group_of("loss/hgnn/theta1/kernel") == "loss"
+  assert group_of("loss/proxies/log_variances") == "proxies"
   with pytest.raises(ValueError, match="no optimizer group"):
     group_of("model/classifier/kernel")
 
@@ -103,6 +105,71 @@ def test_step_decays_fall_on_the_same_epoch_for_every_group_after_a_warmup():
   for group in ("backbone", "head"):
     assert float(schedules[group](10)) == pytest.approx(0.5), group
     assert float(schedules[group](20)) == pytest.approx(0.25), group
+
+
+def test_loss_parameters_get_their_own_rate_and_group():
+  """HIST's network at lr x loss_params_lr_mult, its variances at the proxies' rate without
+  weight decay; the network's kernels decay, its norm and biases do not."""
+  optim = optim_config(learning_rate=1e-3, warmup_epochs=0, loss_params_lr_mult=5.0,
+                       proxy_lr_mult=100.0, weight_decay=0.0)
+  params = dict(trainable_tree(),
+                loss={"proxies": {"log_variances": jnp.ones((4, 2))},
+                      "hgnn": {"theta1": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)},
+                               "bn": {"scale": jnp.ones(3)}}})
+  optimizer, schedules = make_optimizer(optim, params, total_steps=10, steps_per_epoch=1)
+  assert float(schedules["loss"](0)) == pytest.approx(5e-3)
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = optimizer.update(grads, optimizer.init(params), params)
+  # Adam's first step moves every coordinate by -lr (unit gradients, zero decay).
+  for leaf in jax.tree.leaves(updates["loss"]["hgnn"]):
+    np.testing.assert_allclose(leaf, -5e-3, rtol=1e-4)
+  np.testing.assert_allclose(updates["loss"]["proxies"]["log_variances"], -0.1, rtol=1e-4)
+  np.testing.assert_allclose(updates["model"]["head"]["kernel"], -1e-3, rtol=1e-4)
+
+  decaying = optim_config(learning_rate=0.1, warmup_epochs=0, weight_decay=0.5,
+                          loss_params_lr_mult=1.0)
+  optimizer, _ = make_optimizer(decaying, params, total_steps=10, steps_per_epoch=1)
+  zero = jax.tree.map(jnp.zeros_like, params)
+  moved = optax.apply_updates(params, optimizer.update(zero, optimizer.init(params), params)[0])
+  assert np.allclose(moved["loss"]["hgnn"]["theta1"]["kernel"], 1.0 - 0.1 * 0.5)
+  for leaf in (moved["loss"]["hgnn"]["theta1"]["bias"], moved["loss"]["hgnn"]["bn"]["scale"],
+               moved["loss"]["proxies"]["log_variances"]):
+    assert np.all(leaf == 1.0)
+
+
+def test_coupled_weight_decay_is_torch_adam_with_l2():
+  """weight_decay_style="coupled": torch.optim.Adam(weight_decay=wd) in float64, step by step,
+  on the decayed leaves; proxies and biases get plain Adam."""
+  lr, wd, b1, b2, eps = 1e-2, 0.3, 0.9, 0.999, 1e-8
+  optim = optim_config(learning_rate=lr, weight_decay=wd, warmup_epochs=0,
+                       weight_decay_style="coupled")
+  params = trainable_tree()
+  optimizer, _ = make_optimizer(optim, params, total_steps=10, steps_per_epoch=1)
+  state = optimizer.init(params)
+  rng = np.random.default_rng(0)
+  kernel = np.ones((3, 2))
+  bias, m, v, m_bias, v_bias = np.ones(2), 0.0, 0.0, 0.0, 0.0
+  for t in range(1, 4):
+    grads = jax.tree.map(lambda x: jnp.asarray(rng.normal(size=x.shape), jnp.float32), params)
+    updates, state = optimizer.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    g = np.asarray(grads["model"]["head"]["kernel"], np.float64) + wd * kernel
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g**2
+    kernel = kernel - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    g = np.asarray(grads["model"]["head"]["bias"], np.float64)
+    m_bias, v_bias = b1 * m_bias + (1 - b1) * g, b2 * v_bias + (1 - b2) * g**2
+    bias = bias - lr * (m_bias / (1 - b1**t)) / (np.sqrt(v_bias / (1 - b2**t)) + eps)
+    np.testing.assert_allclose(params["model"]["head"]["kernel"], kernel, rtol=1e-5)
+    np.testing.assert_allclose(params["model"]["head"]["bias"], bias, rtol=1e-5)
+  with pytest.raises(ValueError, match="weight_decay_style"):
+    make_optimizer(optim_config(weight_decay_style="l1"), trainable_tree(), total_steps=10,
+                   steps_per_epoch=1)
+
+
+def test_no_loss_group_without_loss_parameters():
+  _, schedules = make_optimizer(optim_config(), trainable_tree(), total_steps=10,
+                                steps_per_epoch=1)
+  assert set(schedules) == {"backbone", "head", "proxies"}
 
 
 def test_frozen_parameters_never_move():

@@ -23,6 +23,9 @@ def setup(loss_name, frozen_bn=False, backbone="vit_tiny"):
                                              train=False))(jax.random.key(0))
   trainable = {"model": variables["params"],
                "proxies": loss.init_proxies(jax.random.key(1), NUM_CLASSES, 16)}
+  loss_params = loss.init_params(jax.random.key(2), NUM_CLASSES, 16)
+  if loss_params:
+    trainable["loss"] = loss_params
   optim = default_config.get_config().optim
   optim.update(learning_rate=1e-3, warmup_epochs=0)
   optimizer, schedules = make_optimizer(optim, trainable, total_steps=10, steps_per_epoch=5)
@@ -55,6 +58,22 @@ def test_every_loss_trains_through_the_step(loss_name):
   assert tree_changed(before.trainable["model"], state.trainable["model"])
   if LOSSES[loss_name].proxies_per_class:
     assert tree_changed(before.trainable["proxies"], state.trainable["proxies"])
+  if LOSSES[loss_name].init_params:
+    for part in ("proxies", "hgnn"):
+      assert tree_changed(before.trainable["loss"][part], state.trainable["loss"][part])
+    assert float(metrics["lr/loss"]) == pytest.approx(1e-2)  # 1e-3 x loss_params_lr_mult 10
+  else:
+    assert "loss" not in state.trainable and "lr/loss" not in metrics
+
+
+def test_hist_decreases_on_a_fixed_batch():
+  state, step = setup("hist")
+  losses = []
+  for _ in range(8):
+    state, metrics = step(state, batch(0), jax.random.key(0))
+    assert bool(metrics["finite"])
+    losses.append(float(metrics["loss"]))
+  assert losses[-1] < 0.9 * losses[0]
 
 
 def test_pfml_energy_decreases_on_a_fixed_batch():
