@@ -1,6 +1,6 @@
 """The shipped offline demo set: glyphs of many fonts, characters as classes.
 
-``demo_assets/glyphs64.npz`` (built by ``build_demo_set.py``) holds 64 x 64 grayscale images
+``demo_assets/glyphs64.npz`` (built by ``tools/build_demo_set.py``) holds 64 x 64 grayscale images
 (dark ink on white), delivered as RGB. Its classes are stored in a fixed shuffled order; the
 first ``num_train_classes`` are the training classes, the rest the test classes.
 """
@@ -23,7 +23,7 @@ def load_demo_arrays(path: str = ASSET) -> dict[str, np.ndarray]:
   """The asset's arrays, with ``pixels`` (N, 64, 64) uint8 decompressed."""
   if not os.path.isfile(path):
     raise MissingFileError(f"{path} is missing: it ships with the package. Reinstall, or "
-                           "rebuild it with `python -m pfml_jax.data.build_demo_set`.")
+                           "rebuild it with `python -m tools.build_demo_set`.")
   with np.load(path) as stored:
     arrays = {k: stored[k] for k in stored.files}
   raw = lzma.decompress(arrays.pop("pixels_xz").tobytes())

@@ -21,7 +21,8 @@ class EvalTransform:
 
 @dataclasses.dataclass(frozen=True)
 class Embedder:
-  """A built embedding model: images (B, S, S, 3) uint8 -> (B, E) L2-normalised float32."""
+  """A built embedding model: images (B, S, S, 3) uint8 -> (B, E) float32 embeddings,
+  normalised as ``model.embedding_norm`` says (unit rows by default)."""
 
   model: nn.Module
   transform: EvalTransform

@@ -134,7 +134,10 @@ def build(config: ml_collections.ConfigDict, splits=None,
     model_rng, proxy_rng = jax.random.split(rng)
     variables = embedder.init_variables(model_rng)
     proxies = loss.init_proxies(proxy_rng, train.num_classes, embedder.embedding_dim)
-    trainable = {"model": variables["params"], "proxies": proxies}
+    # A loss without proxies gets no "proxies" entry: orbax cannot save zero-size arrays.
+    trainable = {"model": variables["params"]}
+    if proxies.shape[0]:
+      trainable["proxies"] = proxies
     # The loss's own parameters (HIST's), a "loss" entry only for a loss that has them.
     loss_params = loss.init_params(jax.random.fold_in(proxy_rng, 1), train.num_classes,
                                    embedder.embedding_dim)

@@ -23,8 +23,9 @@ class TrainState:
     return self.trainable["model"]
 
   @property
-  def proxies(self) -> jax.Array:
-    return self.trainable["proxies"]
+  def proxies(self) -> jax.Array | None:
+    """(Q, D) proxies; None for a loss without them (the tree then has no "proxies")."""
+    return self.trainable.get("proxies")
 
   def variables(self) -> dict[str, Any]:
     """The model's flax variables."""

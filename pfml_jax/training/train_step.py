@@ -29,7 +29,8 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
     embeddings, updates = model.apply(variables, batch["images"], train=True,
                                       mutable=["batch_stats"], rngs={"dropout": rng})
     own_params = {"params": trainable["loss"]} if "loss" in trainable else {}  # HIST's
-    value = loss(embeddings, batch["labels"], trainable["proxies"], proxy_labels, **own_params)
+    proxies = trainable.get("proxies", jnp.zeros((0, embeddings.shape[-1]), jnp.float32))
+    value = loss(embeddings, batch["labels"], proxies, proxy_labels, **own_params)
     return value.astype(jnp.float32), updates.get("batch_stats", batch_stats)
 
   def train_step(state: TrainState, batch: Batch, rng: jax.Array):

@@ -43,8 +43,10 @@ def load_trained_model(workdir: str | Path, which: str = "best",
   variables = {"params": state["trainable"]["model"]}
   if state.get("batch_stats"):
     variables["batch_stats"] = state["batch_stats"]
-  proxies = np.asarray(state["trainable"]["proxies"])
-  return TrainedModel(workdir, step, config, build_embedder(config.model, platform),
+  embedder = build_embedder(config.model, platform)
+  proxies = np.asarray(state["trainable"].get("proxies",
+                                              np.zeros((0, embedder.embedding_dim), np.float32)))
+  return TrainedModel(workdir, step, config, embedder,
                       jax.device_get(variables), proxies,
                       _proxy_labels(workdir, config, len(proxies)))
 

@@ -303,3 +303,14 @@ def test_two_processes_match_one(config_file, tmp_path, image_folder):
   assert finished.returncode == 0, finished.stderr[-3000:]
   config = tiny_config(image_folder, **{"mesh.data": 2})
   assert_trees_close(final_params(config, workdir, 6), final_params(config, single, 6), tol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["triplet", "multi_similarity"])
+def test_losses_without_proxies_train_checkpoint_and_evaluate(image_folder, tmp_path, loss):
+  """Their state holds no zero-size proxies array (orbax refuses to save one)."""
+  config = tiny_config(image_folder, steps=2, **{"loss.name": loss})
+  result = trainer.train_and_evaluate(config, str(tmp_path))
+  assert result["final"]["step"] == 2
+  assert "proxies" not in trainer.build(config).abstract_state.trainable
+  evaluated = trainer.evaluate_checkpoint(config, str(tmp_path), "latest")
+  assert evaluated["test"] == pytest.approx(result["final"]["test"])

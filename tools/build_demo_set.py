@@ -6,7 +6,7 @@ side is 56 px, centred on a 64 x 64 white canvas and stored as uint8 grayscale.
 
 Rebuild (Debian/Ubuntu; ``--install-fonts`` runs apt-get, so as root):
 
-    python -m pfml_jax.data.build_demo_set --install-fonts --out pfml_jax/data/demo_assets
+    python -m tools.build_demo_set --install-fonts --out pfml_jax/data/demo_assets
 
 The result depends on the installed package versions, recorded in the attribution file.
 """
@@ -314,7 +314,7 @@ def _write_attribution(path: str, infos: list[Face], classes: list[str], num_tra
       f"of a 56 px box) and position. Classes 0..{num_train - 1} train, "
       f"{num_train}..{len(classes) - 1} test (class-disjoint). Raw-pixel Euclidean 1-NN "
       f"Recall@1 on the test classes: {recall:.4f}.", "",
-      "Built by `python -m pfml_jax.data.build_demo_set --install-fonts`. The glyph bitmaps are "
+      "Built by `python -m tools.build_demo_set --install-fonts`. The glyph bitmaps are "
       "renderings of the fonts below, which remain under their own licences.", "",
       "Classes (train then test): " + " ".join(classes[:num_train]) + " | " +
       " ".join(classes[num_train:]), "",
