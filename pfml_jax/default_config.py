@@ -123,6 +123,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.selection_metric = "recall@1"
   config.eval.nmi = False  # k-means NMI (slow on SOP)
   config.eval.backend = "auto"  # auto | jax | faiss
+  # At the end: proxy-data 2-Wasserstein, intra-class spread and nearest-other-class margin
+  # (evaluation/diagnostics.py), in eval/diagnostics.json [our choice: the paper's claims are
+  # about them; costs one more embedding of the training and test splits].
+  config.eval.diagnostics = True
 
   config.checkpoint = ml_collections.ConfigDict()
   config.checkpoint.every_steps = 1000  # besides every evaluation and the end of training

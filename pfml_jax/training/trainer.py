@@ -7,12 +7,15 @@ evaluate_checkpoint: a checkpoint's model (``trained_model.py``) on the validati
 splits, without the training split, the loss or the optimizer.
 """
 
+import dataclasses
 from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 from absl import logging
 
+from pfml_jax.evaluation.diagnostics import training_diagnostics
 from pfml_jax.training import config_validation
 from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training import protocol
@@ -86,9 +89,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         evaluator=setup.evaluator, variables=end.state.variables(),
         step=int(jax.device_get(end.state.step)), val=setup.val, test=setup.test,
         checkpoints=checkpoints, restore_variables=restore_variables, writer=writer)
+    if config.eval.diagnostics:
+      writer.write_json("eval/diagnostics.json", _diagnostics(setup, end.state))
   if config.plots and jax.process_index() == 0:
     _write_plots(workdir)
   return report
+
+
+def _diagnostics(setup: TrainSetup, state) -> dict[str, Any]:
+  """eval/diagnostics.json: the paper's geometric claims measured on the final state
+  (evaluation/diagnostics.py):
+  proxy-data W2 on the training classes (with their clean labels under label noise: the
+  proxies' data is the class, not its corrupted labels) and spread / margin on train and test."""
+  variables = state.variables()
+  train = setup.train
+  if train.label_noise is not None:
+    record = train.label_noise
+    clean = np.array(train.labels)
+    clean[record.indices] = record.original
+    train = dataclasses.replace(train, labels=clean, label_noise=None)
+  train_embeddings, train_labels = setup.evaluator.embeddings(variables, train)
+  test_embeddings, test_labels = setup.evaluator.embeddings(variables, setup.test)
+  proxies = None if state.proxies is None else np.asarray(jax.device_get(state.proxies))
+  return training_diagnostics(proxies, np.asarray(setup.proxy_labels), train_embeddings,
+                              train_labels, test_embeddings, test_labels)
 
 
 def _write_plots(workdir: str) -> None:

@@ -314,3 +314,23 @@ def test_losses_without_proxies_train_checkpoint_and_evaluate(image_folder, tmp_
   assert "proxies" not in trainer.build(config).abstract_state.trainable
   evaluated = trainer.evaluate_checkpoint(config, str(tmp_path), "latest")
   assert evaluated["test"] == pytest.approx(result["final"]["test"])
+
+
+def test_diagnostics_of_the_final_state(image_folder, tmp_path):
+  """eval/diagnostics.json holds the proxy-data W2 and spread / margin of the final model,
+  equal to diagnostics.py on the checkpoint's own embeddings and proxies."""
+  from pfml_jax.evaluation.diagnostics import training_diagnostics
+  from pfml_jax.training.evaluator import make_evaluator
+  from pfml_jax.training.trained_model import load_trained_model
+  config = tiny_config(image_folder, steps=2)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  written = json.loads((tmp_path / "eval" / "diagnostics.json").read_text())
+  model = load_trained_model(tmp_path, "latest")
+  train, _, test = trainer.read_splits(config)
+  evaluator = make_evaluator(model.embedder, trainer.build(config).mesh, config.eval)
+  expected = training_diagnostics(model.proxies, model.proxy_labels,
+                                  *evaluator.embeddings(model.variables, train),
+                                  *evaluator.embeddings(model.variables, test))
+  assert written["proxy_data_w2"]["classes"] == train.num_classes == 4
+  assert written["proxy_data_w2"]["mean"] == pytest.approx(expected["proxy_data_w2"]["mean"])
+  assert written["test"] == pytest.approx(expected["test"])
