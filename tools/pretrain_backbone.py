@@ -140,7 +140,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--data", default="/tmp/glyph_pretrain.npz")
   parser.add_argument("--out", default="pfml_jax/data/demo_assets/glyph_backbone.safetensors")
-  parser.add_argument("--steps", type=int, default=3000)
+  parser.add_argument("--steps", type=int, default=800)
   parser.add_argument("--batch-size", type=int, default=256)
   parser.add_argument("--learning-rate", type=float, default=3e-3)
   parser.add_argument("--weight-decay", type=float, default=1e-4)
