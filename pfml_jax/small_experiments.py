@@ -20,8 +20,8 @@ Regimes:
     BatchNorm frozen, 1 warm-up epoch with the backbone frozen, proxies at x100, the recipe's
     rates (AdamW 1e-4, as the paper's supplement and Proxy Anchor).
   scratch: as ``configs/demo.py``: random init, BatchNorm trained, no warm-up (nothing to
-    protect), base rate 2e-3 (the recipe's multipliers kept); PFML also takes the demo's wider
-    field (delta 0.5) and M = 2 proxies, which its delta ablation found from scratch.
+    protect), base rate 2e-3 (the recipe's multipliers kept); PFML also takes the demo's
+    field (delta 0.5, chosen there by a from-scratch ablation) and its M = 2 proxies.
 """
 
 import os
@@ -34,7 +34,7 @@ from pfml_jax.user_errors import ConfigError
 REGIMES = ("scratch", "pretrained")
 GLYPH_BACKBONE = os.path.join(os.path.dirname(__file__), "data", "demo_assets",
                               "glyph_backbone.safetensors")
-EPOCHS = 8  # about 1 minute per run on a 2-core CPU (GLYPH_BACKBONE.md lists the timings)
+EPOCHS = 8  # about 1 minute per run on a 2-core CPU (the README lists measured runs)
 VALIDATIONS = 2  # validation passes per run: at half-way and at the end
 
 
