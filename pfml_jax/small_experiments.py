@@ -59,6 +59,9 @@ def small_experiment(regime: str, recipe: str = "pfml") -> ml_collections.Config
   config.eval.backend = "jax"
   config.checkpoint.every_steps = 10**6  # saves at evaluations and at the end only
   config.log_every_steps = 20
+  # A study runs ~100 of these: pictures per run would cost more than the run's evaluation
+  # [our choice]; --config.plots=True draws them.
+  config.plots = False
   if regime == "pretrained":
     config.model.pretrained = GLYPH_BACKBONE
     config.model.frozen_bn = True  # [paper: BN frozen on CUB/Cars]

@@ -1,6 +1,6 @@
 r"""Builds the offline pretraining set: glyphs of characters that are NOT demo-set classes.
 
-The demo set (``pfml_jax/data/build_demo_set.py``) takes 151 Latin, Greek, Cyrillic and symbol
+The demo set (``tools/build_demo_set.py``) takes 151 Latin, Greek, Cyrillic and symbol
 characters as its classes. This set takes every other character that enough of the same Debian
 font packages draw (other scripts: Arabic, Devanagari, Ethiopic, Georgian, Hebrew, Thai, ...,
 and symbols), so that a backbone pretrained on it by classification has never seen a demo class,
@@ -8,8 +8,8 @@ the way an ImageNet backbone has never seen CUB's test birds as classes. Charact
 classes, font faces (every text style of every family) the instances; each glyph is rendered
 with the demo set's functions, at a random size and position, dark ink on white, 64 x 64.
 
-    python -m pfml_jax.data.build_demo_set --install-fonts --out /tmp/demo_rebuild  # fonts only
-    python tools/build_pretrain_set.py --out /tmp/glyph_pretrain.npz
+    python -c "from tools.build_demo_set import install_fonts; install_fonts()"  # root
+    python -m tools.build_pretrain_set --out /tmp/glyph_pretrain.npz
 
 Disjointness from the demo classes, in three layers (all our choice; a leak would make the
 pretrained regime test on classes the backbone was trained on):
@@ -29,15 +29,13 @@ import dataclasses
 import lzma
 import os
 import re
-import sys
 import unicodedata
 import zlib
 
 import numpy as np
 from fontTools.ttLib import TTCollection, TTFont
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pfml_jax.data import build_demo_set as demo  # noqa: E402  (the repository, not installed)
+from tools import build_demo_set as demo
 
 # Names of characters that are, or contain, Latin/Greek/Cyrillic letters or Western digits
 # (Cherokee, Coptic, Lisu and Runic letters are often drawn like Latin and Greek ones; APL

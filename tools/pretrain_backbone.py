@@ -8,15 +8,14 @@ The backbone is written as ``.safetensors`` with torchvision ResNet key names an
 layouts (OIHW convolutions, ``running_mean``/``running_var``), the layout
 ``pfml_jax/models/pretrained.py`` imports, so ``--config.model.pretrained=FILE`` loads it.
 
-    python tools/build_pretrain_set.py --out /tmp/glyph_pretrain.npz
-    python tools/pretrain_backbone.py --data /tmp/glyph_pretrain.npz \
+    python -m tools.build_pretrain_set --out /tmp/glyph_pretrain.npz
+    python -m tools.pretrain_backbone --data /tmp/glyph_pretrain.npz \
         --out pfml_jax/data/demo_assets/glyph_backbone.safetensors
 """
 
 import argparse
 import json
 import os
-import sys
 import time
 
 import jax
@@ -26,12 +25,11 @@ import optax
 from flax import traverse_util
 from safetensors.numpy import save_file
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pfml_jax.models import export_weights, make_embedding_model  # noqa: E402
-from pfml_jax.models.embedding import EmbeddingModel  # noqa: E402
-from pfml_jax.models.pretrained import LAYOUTS, checkpoint_key  # noqa: E402
-from pfml_jax.models.registry import get_backbone_spec  # noqa: E402
-from tools import build_pretrain_set  # noqa: E402
+from pfml_jax.models import export_weights, make_embedding_model
+from pfml_jax.models.embedding import EmbeddingModel
+from pfml_jax.models.pretrained import LAYOUTS, checkpoint_key
+from pfml_jax.models.registry import get_backbone_spec
+from tools import build_pretrain_set
 
 BACKBONE = "resnet50_tiny"  # configs/demo.py
 PAD = 4  # random translation by up to this many pixels, on top of the set's random placement

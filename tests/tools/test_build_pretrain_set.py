@@ -2,9 +2,8 @@
 
 import numpy as np
 
-from pfml_jax.data import build_demo_set
 from pfml_jax.data.demo import load_demo_arrays
-from tools import build_pretrain_set
+from tools import build_demo_set, build_pretrain_set
 
 
 def test_candidates_exclude_demo_classes_and_look_alike_scripts():
