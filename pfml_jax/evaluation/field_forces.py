@@ -185,13 +185,14 @@ def gradient_shares(embeddings, labels, proxies, proxy_labels, alpha: float, del
     with per component ``norm_sum`` (sum over points of that component's gradient norm) and
     ``share`` (of the sum of the four), ``sum_of_component_norms``, and
     ``total_gradient_norm_sum`` (of the summed gradient: smaller where components cancel);
-    plus ``force_pairs``: ordered pairs carrying force, per component, from embeddings' view.
+    plus ``force_pairs``: per component, the (embedding, source) pairs that carry force.
   """
   x = _points(embeddings, "embeddings", True)
   labels = np.asarray(labels).astype(np.int64)
-  if proxies is None:
-    proxies, proxy_labels = np.zeros((0, x.shape[1])), np.zeros((0,), np.int64)
-  p = _points(proxies, "proxies", normalize_proxies) if len(proxies) else np.zeros((0, x.shape[1]))
+  if proxies is None or len(proxies) == 0:
+    p, proxy_labels = np.zeros((0, x.shape[1])), np.zeros((0,), np.int64)
+  else:
+    p = _points(proxies, "proxies", normalize_proxies)
   points = np.concatenate([x, p])
   point_labels = np.concatenate([labels, np.asarray(proxy_labels).astype(np.int64)])
   is_proxy = np.arange(len(points)) >= len(x)
@@ -240,10 +241,99 @@ def field_report(embeddings, labels, proxies, proxy_labels, *, alpha: float, del
   index_sets = [np.arange(len(labels))] if batches is None else batches
   shares = [gradient_shares(embeddings[rows], labels[rows], proxies, proxy_labels, **field,
                             normalize_proxies=normalize_proxies) for rows in index_sets]
+  proxy_count = 0 if proxies is None else int(np.sum(np.asarray(proxy_labels) >= 0))
   return {"field": dict(field, normalize_proxies=normalize_proxies),
-          "points": {"embeddings": int(len(labels)),
-                     "proxies": 0 if proxies is None else int(np.sum(np.asarray(proxy_labels) >= 0))},
+          "points": {"embeddings": int(len(labels)), "proxies": proxy_count},
           "distances": pair_distance_summary(embeddings, labels, delta_att, delta_rep, proxies,
                                              proxy_labels, normalize_proxies=normalize_proxies),
           "gradient": dict(_mean(shares), batches=len(index_sets),
                            batch_size=int(np.mean([len(rows) for rows in index_sets])))}
+
+
+def _field_settings(config) -> tuple[dict, str]:
+  """PFML's hyperparameters of the run, or PFML's defaults for a run of another loss."""
+  if config.loss.name == "pfml":
+    settings, source = config.loss.pfml, "the run's config.loss.pfml"
+  else:
+    settings = LOSSES["pfml"].defaults
+    source = f"PFML defaults: the run trained {config.loss.name!r}, not PFML"
+  keys = ("alpha", "delta_att", "delta_rep", "normalize_proxies")
+  return {key: settings[key] for key in keys}, source
+
+
+def _run_points(workdir: Path, checkpoint: str, split_name: str, at_init: bool):
+  """(config, step, embeddings, labels, proxies, proxy_labels) of the run's model."""
+  model = load_trained_model(workdir, checkpoint)
+  config = model.config
+  split = setup_lib.read_split(config, split_name)
+  if not at_init:
+    evaluator = make_evaluator(model.embedder, mesh_lib.make_mesh(config.mesh), config.eval)
+    embeddings, labels = evaluator.embeddings(model.variables, split)
+    return config, model.step, embeddings, labels, model.proxies, model.proxy_labels
+  setup = setup_lib.build(config)  # as the trainer starts a run (trainer._resume_or_init)
+  state = setup.init(jax.random.key(config.seed))
+  if config.model.pretrained:
+    state = setup_lib.with_pretrained(setup, state, config.model.pretrained,
+                                      config.model.pretrained_strict)
+  variables = jax.device_get(state.variables())
+  embeddings, labels = setup.evaluator.embeddings(variables, split)
+  proxies = state.proxies
+  proxies = (np.zeros((0, embeddings.shape[1])) if proxies is None else np.asarray(proxies))
+  return config, 0, embeddings, labels, proxies, np.asarray(setup.proxy_labels)[:len(proxies)]
+
+
+def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str = "train",
+                     at_init: bool = False, batches: int = 8) -> dict[str, Any]:
+  """``field_report`` of a run's embeddings of ``split`` (eval transform, no augmentation).
+
+  The gradient is averaged over ``batches`` of the run's own sampler (its batch size and
+  classes per batch): the first steps' batches at init, the checkpoint's last steps' at the
+  end, each with all proxies, as the loss sees them in training.
+  """
+  workdir = Path(workdir)
+  if not (workdir / "checkpoints").is_dir():
+    raise MissingFileError(f"{workdir}: no checkpoints/ folder; pass the --workdir of a run "
+                           "that saved a checkpoint.")
+  if batches < 1:
+    raise UserInputError(f"--batches={batches}: need at least 1 batch.")
+  config, step, embeddings, labels, proxies, proxy_labels = _run_points(workdir, checkpoint,
+                                                                        split, at_init)
+  field, source = _field_settings(config)
+  batch_size = config.data.classes_per_batch * config.data.images_per_class
+  sampler = data_lib.make_sampler(config.data.sampler, labels, batch_size=batch_size,
+                                  classes_per_batch=config.data.classes_per_batch,
+                                  seed=config.seed)
+  first = max(step - batches, 0)
+  report = field_report(embeddings, labels, proxies if len(proxies) else None, proxy_labels,
+                        **field, batches=[sampler.batch(s) for s in range(first, first + batches)])
+  report["run"] = {"workdir": str(workdir), "state": "init" if at_init else f"step {step}",
+                   "split": split, "loss": config.loss.name, "field_settings": source,
+                   "labels": "the split's labels as read (no label noise applied)"}
+  return report
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--workdir", required=True, help="the run's --workdir")
+  parser.add_argument("--checkpoint", default="latest", help="best | latest | a step (latest)")
+  parser.add_argument("--split", default="train", help="train | val | test (train)")
+  parser.add_argument("--at_init", action="store_true",
+                      help="the state the run started from instead of the checkpoint's")
+  # 8 batches: our choice, enough for stable means at a few seconds per batch.
+  parser.add_argument("--batches", type=int, default=8, help="sampler batches averaged (8)")
+  parser.add_argument("--out", default="", help="also write the JSON here")
+  args = parser.parse_args(argv)
+  try:
+    report = run_field_report(args.workdir, args.checkpoint, args.split, args.at_init,
+                              args.batches)
+  except UserInputError as error:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_STATUS)
+  text = json.dumps(report, indent=1)
+  if args.out:
+    Path(args.out).write_text(text + "\n")
+  print(text)
+
+
+if __name__ == "__main__":
+  main()
