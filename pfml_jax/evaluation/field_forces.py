@@ -1,0 +1,339 @@
+"""Where PFML's forces come from: pair distances against the radii, and the energy's gradient
+split by the kind of pair that produces it. Host numpy, float64.
+
+    python -m pfml_jax.evaluation.field_forces --workdir=RUN [--checkpoint=latest] [--at_init]
+        [--split=train] [--batches=8] [--out=forces.json]
+
+- ``pair_distance_summary``: quantiles of same-class and other-class distances, and the
+  fraction of same-class pairs inside delta_att (they feel no pull) and of other-class pairs
+  inside delta_rep (they feel a push), for embedding-embedding, embedding-proxy and
+  proxy-proxy pairs.
+- ``gradient_shares``: dU/dx of PFML's energy (``losses/potential_energy.py``: every ordered
+  pair a != b of X = embeddings U proxies, so each unordered pair counts twice) split into
+  attraction and repulsion from embeddings and from proxies.
+- ``field_report``: both, as a JSON-ready dict.
+
+Geometry: embeddings are L2-normalised, proxies too when ``normalize_proxies``, as the energy
+sees them. Gradients are taken with respect to these normalised points, the forces the
+potentials define, and are given twice: "euclidean" (the raw gradient, what ``jax.grad`` of
+the energy with respect to the points returns) and "tangent" (its component in the sphere's
+tangent plane at each normalised point, the part that normalisation's Jacobian passes back to
+the network; the radial rest only changes a norm the energy never sees). Normalisation's
+per-point 1/||z|| factor is left out: it scales all of one point's components alike.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from pfml_jax import data as data_lib
+from pfml_jax.losses import LOSSES
+from pfml_jax.losses.potentials import MIN_SQUARED_DISTANCE
+from pfml_jax.training import mesh as mesh_lib
+from pfml_jax.training import setup as setup_lib
+from pfml_jax.training.evaluator import make_evaluator
+from pfml_jax.training.trained_model import load_trained_model
+from pfml_jax.user_errors import EXIT_STATUS, MissingFileError, UserInputError
+
+QUANTILES = (0.1, 0.5, 0.9)
+COMPONENTS = ("attraction_from_embeddings", "attraction_from_proxies",
+              "repulsion_from_embeddings", "repulsion_from_proxies")
+ROW_CHUNK = 512  # rows of a pair matrix held at once
+
+
+def _unit_rows(x: np.ndarray, what: str) -> np.ndarray:
+  x = np.asarray(x, np.float64)
+  norms = np.linalg.norm(x, axis=1, keepdims=True)
+  if np.any(norms == 0) or not np.all(np.isfinite(x)):
+    raise ValueError(f"{what}: every row must be finite and nonzero to be normalised.")
+  return x / norms
+
+
+def _points(x, what: str, normalize: bool) -> np.ndarray:
+  x = np.asarray(x, np.float64)
+  if x.ndim != 2:
+    raise ValueError(f"{what}: expected a (count, dim) array, got shape {x.shape}.")
+  return _unit_rows(x, what) if normalize else x
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Float64 Gram form: its rounding (~1e-16) is far below the radii's d^2 (>= 1e-4)."""
+  squared = (np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T)
+  return np.maximum(squared, 0.0)
+
+
+def _pair_stats(a, a_labels, b, b_labels, delta_att, delta_rep, same_set) -> dict[str, Any]:
+  """Distances of unordered pairs (i < j when ``same_set``, else all of a x b)."""
+  same, other = [], []
+  for start in range(0, len(a), ROW_CHUNK):
+    rows = slice(start, start + ROW_CHUNK)
+    distance = np.sqrt(_squared_distances(a[rows], b))
+    same_label = a_labels[rows, None] == b_labels[None, :]
+    counted = np.ones_like(same_label)
+    if same_set:
+      counted = np.arange(start, start + len(distance))[:, None] < np.arange(len(b))[None, :]
+    same.append(distance[counted & same_label])
+    other.append(distance[counted & ~same_label])
+  same, other = np.concatenate(same), np.concatenate(other)
+
+  def quantiles(d):
+    return {f"q{round(100 * q)}": float(np.quantile(d, q)) for q in QUANTILES} if d.size else {}
+
+  return {"same_class_pairs": int(same.size), "other_class_pairs": int(other.size),
+          "same_class_distance": quantiles(same), "other_class_distance": quantiles(other),
+          "same_class_inside_delta_att": float(np.mean(same <= delta_att)) if same.size else None,
+          "other_class_inside_delta_rep": float(np.mean(other < delta_rep)) if other.size else None}
+
+
+def pair_distance_summary(embeddings, labels, delta_att: float, delta_rep: float,
+                          proxies=None, proxy_labels=None, *,
+                          normalize_proxies: bool = True) -> dict[str, Any]:
+  """Pair distances against the radii, per pair type.
+
+  Args:
+    embeddings: (N, D) embeddings (L2-normalised here); ``labels`` (N,) their classes.
+    delta_att, delta_rep: PFML's radii. A same-class pair with d <= delta_att feels no pull; an
+      other-class pair with d < delta_rep feels a push (``potentials.pair_weight``).
+    proxies: optional (Q, D) proxies with ``proxy_labels`` (Q,); rows labelled < 0 (padding)
+      are dropped.
+    normalize_proxies: as the energy's option of that name.
+  Returns:
+    {"embedding_embedding", "embedding_proxy", "proxy_proxy"} (the last two only with
+    proxies), each with pair counts, 10/50/90 % distance quantiles and the two fractions.
+  """
+  x = _points(embeddings, "embeddings", True)
+  labels = np.asarray(labels)
+  summary = {"embedding_embedding": _pair_stats(x, labels, x, labels, delta_att, delta_rep,
+                                                same_set=True)}
+  if proxies is not None:
+    proxy_labels = np.asarray(proxy_labels)
+    p = _points(np.asarray(proxies)[proxy_labels >= 0], "proxies", normalize_proxies)
+    proxy_labels = proxy_labels[proxy_labels >= 0]
+    summary["embedding_proxy"] = _pair_stats(x, labels, p, proxy_labels, delta_att, delta_rep,
+                                             same_set=False)
+    summary["proxy_proxy"] = _pair_stats(p, proxy_labels, p, proxy_labels, delta_att,
+                                         delta_rep, same_set=True)
+  return summary
+
+
+def pair_weights(squared_distance, same_label, alpha, delta_att, delta_rep) -> np.ndarray:
+  """psi'(d) / d per pair (float64), zero where no force acts; as ``potentials.pair_weight``."""
+  d = np.sqrt(np.maximum(squared_distance, MIN_SQUARED_DISTANCE))
+  magnitude = alpha * d ** (-alpha - 2.0)
+  weight = np.where(same_label, np.where(d > delta_att, magnitude, 0.0),
+                    np.where(d < delta_rep, -magnitude, 0.0))
+  return np.where(squared_distance > MIN_SQUARED_DISTANCE, weight, 0.0)
+
+
+def gradient_components(points, labels, is_proxy, alpha, delta_att, delta_rep):
+  """{component: (P, D) dU/dx} for the four COMPONENTS; they sum to the whole gradient.
+
+  dU/dx_a = sum_{b != a} 2 psi'(d_ab) (x_a - x_b) / d_ab: the factor 2 because U counts the
+  ordered pairs (a, b) and (b, a). Padding (label < 0) neither feels nor makes force.
+  """
+  valid = labels >= 0
+  out = {name: np.zeros_like(points) for name in COMPONENTS}
+  for start in range(0, len(points), ROW_CHUNK):
+    rows = slice(start, start + ROW_CHUNK)
+    same_label = labels[rows, None] == labels[None, :]
+    weight = pair_weights(_squared_distances(points[rows], points), same_label, alpha,
+                          delta_att, delta_rep)
+    weight[np.arange(len(weight)), np.arange(start, start + len(weight))] = 0.0
+    weight *= valid[rows, None] & valid[None, :]
+    for name in COMPONENTS:
+      kind = same_label if name.startswith("attraction") else ~same_label
+      w = weight * (kind & (is_proxy[None, :] == name.endswith("proxies")))
+      out[name][rows] = 2.0 * (np.sum(w, 1, keepdims=True) * points[rows] - w @ points)
+  return out
+
+
+def _shares(components: dict, points: np.ndarray, normalized: np.ndarray) -> dict[str, Any]:
+  """Sum over points of each component's per-point norm, shares, and the total's norm."""
+  report = {}
+  for view in ("euclidean", "tangent"):
+    parts = {}
+    for name, gradient in components.items():
+      if view == "tangent":  # drop the radial part at the normalised points only
+        radial = np.sum(gradient * points, 1, keepdims=True) * points
+        gradient = gradient - np.where(normalized[:, None], radial, 0.0)
+      parts[name] = gradient
+    norms = {name: float(np.sum(np.linalg.norm(g, axis=1))) for name, g in parts.items()}
+    total = sum(norms.values())
+    report[view] = {
+        **{name: {"norm_sum": norms[name], "share": norms[name] / total if total else 0.0}
+           for name in COMPONENTS},
+        "sum_of_component_norms": total,
+        "total_gradient_norm_sum": float(np.sum(np.linalg.norm(sum(parts.values()), axis=1)))}
+  return report
+
+
+def gradient_shares(embeddings, labels, proxies, proxy_labels, alpha: float, delta_att: float,
+                    delta_rep: float, *, normalize_proxies: bool = True) -> dict[str, Any]:
+  """The energy's gradient on embeddings and on proxies, split by the pair that causes it.
+
+  Args:
+    embeddings: (B, D) a batch of embeddings (L2-normalised here); ``labels`` (B,).
+    proxies: (Q, D) or None; ``proxy_labels`` (Q,), < 0 on padding rows.
+    alpha, delta_att, delta_rep, normalize_proxies: the energy's hyperparameters.
+  Returns:
+    {"on_embeddings", "on_proxies"}, each {"euclidean", "tangent"} (module docstring), each
+    with per component ``norm_sum`` (sum over points of that component's gradient norm) and
+    ``share`` (of the sum of the four), ``sum_of_component_norms``, and
+    ``total_gradient_norm_sum`` (of the summed gradient: smaller where components cancel);
+    plus ``force_pairs``: per component, the (embedding, source) pairs that carry force.
+  """
+  x = _points(embeddings, "embeddings", True)
+  labels = np.asarray(labels).astype(np.int64)
+  if proxies is None or len(proxies) == 0:
+    p, proxy_labels = np.zeros((0, x.shape[1])), np.zeros((0,), np.int64)
+  else:
+    p = _points(proxies, "proxies", normalize_proxies)
+  points = np.concatenate([x, p])
+  point_labels = np.concatenate([labels, np.asarray(proxy_labels).astype(np.int64)])
+  is_proxy = np.arange(len(points)) >= len(x)
+  normalized = ~is_proxy | normalize_proxies
+  components = gradient_components(points, point_labels, is_proxy, alpha, delta_att, delta_rep)
+  report = {}
+  for where, rows in (("on_embeddings", ~is_proxy), ("on_proxies", is_proxy & (point_labels >= 0))):
+    report[where] = _shares({n: g[rows] for n, g in components.items()}, points[rows],
+                            normalized[rows])
+  report["force_pairs"] = _force_pairs(x, labels, p, point_labels[len(x):], alpha, delta_att,
+                                       delta_rep)
+  return report
+
+
+def _force_pairs(x, labels, p, proxy_labels, alpha, delta_att, delta_rep) -> dict[str, int]:
+  """Embedding rows' pairs with nonzero weight, per component (self-pairs excluded)."""
+  counts = {}
+  for name, (source, source_labels) in zip(COMPONENTS, ((x, labels), (p, proxy_labels)) * 2):
+    same = labels[:, None] == source_labels[None, :]
+    w = pair_weights(_squared_distances(x, source), same, alpha, delta_att, delta_rep)
+    if source is x:
+      np.fill_diagonal(w, 0.0)
+    w *= (labels[:, None] >= 0) & (source_labels[None, :] >= 0)
+    counts[name] = int(np.count_nonzero(w * (same if name.startswith("attraction") else ~same)))
+  return counts
+
+
+def _mean(reports: list):
+  """Leafwise mean of equally shaped nested dicts of numbers."""
+  if isinstance(reports[0], dict):
+    return {key: _mean([r[key] for r in reports]) for key in reports[0]}
+  return float(np.mean(reports))
+
+
+def field_report(embeddings, labels, proxies, proxy_labels, *, alpha: float, delta_att: float,
+                 delta_rep: float, normalize_proxies: bool = True,
+                 batches: list | None = None) -> dict[str, Any]:
+  """``pair_distance_summary`` of all points and ``gradient_shares``, as a JSON-ready dict.
+
+  ``batches``: index arrays into ``embeddings``; the gradient is then taken as in training,
+  one batch with all proxies at a time, and every number is the mean over batches (shares
+  included). None: one gradient over all embeddings.
+  """
+  embeddings, labels = np.asarray(embeddings), np.asarray(labels)
+  field = dict(alpha=alpha, delta_att=delta_att, delta_rep=delta_rep)
+  index_sets = [np.arange(len(labels))] if batches is None else batches
+  shares = [gradient_shares(embeddings[rows], labels[rows], proxies, proxy_labels, **field,
+                            normalize_proxies=normalize_proxies) for rows in index_sets]
+  proxy_count = 0 if proxies is None else int(np.sum(np.asarray(proxy_labels) >= 0))
+  return {"field": dict(field, normalize_proxies=normalize_proxies),
+          "points": {"embeddings": int(len(labels)), "proxies": proxy_count},
+          "distances": pair_distance_summary(embeddings, labels, delta_att, delta_rep, proxies,
+                                             proxy_labels, normalize_proxies=normalize_proxies),
+          "gradient": dict(_mean(shares), batches=len(index_sets),
+                           batch_size=int(np.mean([len(rows) for rows in index_sets])))}
+
+
+def _field_settings(config) -> tuple[dict, str]:
+  """PFML's hyperparameters of the run, or PFML's defaults for a run of another loss."""
+  if config.loss.name == "pfml":
+    settings, source = config.loss.pfml, "the run's config.loss.pfml"
+  else:
+    settings = LOSSES["pfml"].defaults
+    source = f"PFML defaults: the run trained {config.loss.name!r}, not PFML"
+  keys = ("alpha", "delta_att", "delta_rep", "normalize_proxies")
+  return {key: settings[key] for key in keys}, source
+
+
+def _run_points(workdir: Path, checkpoint: str, split_name: str, at_init: bool):
+  """(config, step, embeddings, labels, proxies, proxy_labels) of the run's model."""
+  model = load_trained_model(workdir, checkpoint)
+  config = model.config
+  split = setup_lib.read_split(config, split_name)
+  if not at_init:
+    evaluator = make_evaluator(model.embedder, mesh_lib.make_mesh(config.mesh), config.eval)
+    embeddings, labels = evaluator.embeddings(model.variables, split)
+    return config, model.step, embeddings, labels, model.proxies, model.proxy_labels
+  setup = setup_lib.build(config)  # as the trainer starts a run (trainer._resume_or_init)
+  state = setup.init(jax.random.key(config.seed))
+  if config.model.pretrained:
+    state = setup_lib.with_pretrained(setup, state, config.model.pretrained,
+                                      config.model.pretrained_strict)
+  variables = jax.device_get(state.variables())
+  embeddings, labels = setup.evaluator.embeddings(variables, split)
+  proxies = state.proxies
+  proxies = (np.zeros((0, embeddings.shape[1])) if proxies is None else np.asarray(proxies))
+  return config, 0, embeddings, labels, proxies, np.asarray(setup.proxy_labels)[:len(proxies)]
+
+
+def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str = "train",
+                     at_init: bool = False, batches: int = 8) -> dict[str, Any]:
+  """``field_report`` of a run's embeddings of ``split`` (eval transform, no augmentation).
+
+  The gradient is averaged over ``batches`` of the run's own sampler (its batch size and
+  classes per batch): the first steps' batches at init, the checkpoint's last steps' at the
+  end, each with all proxies, as the loss sees them in training.
+  """
+  workdir = Path(workdir)
+  if not (workdir / "checkpoints").is_dir():
+    raise MissingFileError(f"{workdir}: no checkpoints/ folder; pass the --workdir of a run "
+                           "that saved a checkpoint.")
+  if batches < 1:
+    raise UserInputError(f"--batches={batches}: need at least 1 batch.")
+  config, step, embeddings, labels, proxies, proxy_labels = _run_points(workdir, checkpoint,
+                                                                        split, at_init)
+  field, source = _field_settings(config)
+  batch_size = config.data.classes_per_batch * config.data.images_per_class
+  sampler = data_lib.make_sampler(config.data.sampler, labels, batch_size=batch_size,
+                                  classes_per_batch=config.data.classes_per_batch,
+                                  seed=config.seed)
+  first = max(step - batches, 0)
+  report = field_report(embeddings, labels, proxies if len(proxies) else None, proxy_labels,
+                        **field, batches=[sampler.batch(s) for s in range(first, first + batches)])
+  report["run"] = {"workdir": str(workdir), "state": "init" if at_init else f"step {step}",
+                   "split": split, "loss": config.loss.name, "field_settings": source,
+                   "labels": "the split's labels as read (no label noise applied)"}
+  return report
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--workdir", required=True, help="the run's --workdir")
+  parser.add_argument("--checkpoint", default="latest", help="best | latest | a step (latest)")
+  parser.add_argument("--split", default="train", help="train | val | test (train)")
+  parser.add_argument("--at_init", action="store_true",
+                      help="the state the run started from instead of the checkpoint's")
+  # 8 batches: our choice, enough for stable means at a few seconds per batch.
+  parser.add_argument("--batches", type=int, default=8, help="sampler batches averaged (8)")
+  parser.add_argument("--out", default="", help="also write the JSON here")
+  args = parser.parse_args(argv)
+  try:
+    report = run_field_report(args.workdir, args.checkpoint, args.split, args.at_init,
+                              args.batches)
+  except UserInputError as error:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_STATUS)
+  text = json.dumps(report, indent=1)
+  if args.out:
+    Path(args.out).write_text(text + "\n")
+  print(text)
+
+
+if __name__ == "__main__":
+  main()
