@@ -103,6 +103,31 @@ def delta_gap(seeds: Sequence[int] = DEFAULT_SEEDS, config: str | None = None) -
                    "Ablation: repulsion beyond attraction, delta_rep - delta_att")
 
 
+# The small-scale regimes of the reproduction study (configs/small/, docs/reproduction.md):
+# PFML and every baseline on its own small recipe, clean and at the paper's 20 % noise.
+SMALL_METHODS = ("pfml", "proxy_anchor", "proxy_nca", "normalized_softmax", "multi_similarity",
+                 "triplet", "hist")
+
+
+def _small(regime: str, seeds, config) -> Study:
+  _no_config(f"small_{regime}", config)
+  cells = tuple(Cell(f"configs/small/{regime}.py:{method}", (("data.label_noise", noise),),
+                     (("method", method), ("noise", noise)))
+                for method in SMALL_METHODS for noise in NOISE_LEVELS)
+  return Study(f"small_{regime}", cells, tuple(seeds),
+               f"Small scale, {regime}: every loss on its own recipe, Recall@K (%)")
+
+
+def small_pretrained(seeds: Sequence[int] = DEFAULT_SEEDS, config: str | None = None) -> Study:
+  """The demo set, fine-tuning the shipped glyph-pretrained backbone (the paper's regime)."""
+  return _small("pretrained", seeds, config)
+
+
+def small_scratch(seeds: Sequence[int] = DEFAULT_SEEDS, config: str | None = None) -> Study:
+  """The demo set, the tiny ResNet trained from scratch."""
+  return _small("scratch", seeds, config)
+
+
 def _no_config(name: str, config: str | None) -> None:
   if config is not None:
     raise ConfigError(f"Study {name!r} runs the paper's own configs; --config applies to the "
@@ -111,7 +136,8 @@ def _no_config(name: str, config: str | None) -> None:
 
 STUDIES: dict[str, Callable[..., Study]] = {
     "table1": table1, "label_noise": label_noise, "alpha": alpha, "delta": delta,
-    "proxies": proxies, "delta_gap": delta_gap}
+    "proxies": proxies, "delta_gap": delta_gap, "small_pretrained": small_pretrained,
+    "small_scratch": small_scratch}
 
 
 def named_study(name: str, seeds: Sequence[int] | None = None,
