@@ -13,6 +13,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from pfml_jax import default_config
 from pfml_jax.training.checkpointing import Checkpoints
 from pfml_jax.training.embedder import Embedder, build_embedder
 
@@ -39,7 +40,7 @@ def load_trained_model(workdir: str | Path, which: str = "best",
     step = checkpoints.resolve(which)
     config_dict = checkpoints.restore_config(step)
     state = checkpoints.restore_as_saved(step)
-  config = ml_collections.ConfigDict(config_dict)
+  config = recorded_config(config_dict)
   variables = {"params": state["trainable"]["model"]}
   if state.get("batch_stats"):
     variables["batch_stats"] = state["batch_stats"]
@@ -49,6 +50,14 @@ def load_trained_model(workdir: str | Path, which: str = "best",
   return TrainedModel(workdir, step, config, embedder,
                       jax.device_get(variables), proxies,
                       _proxy_labels(workdir, config, len(proxies)))
+
+
+def recorded_config(saved: dict) -> ml_collections.ConfigDict:
+  """The config a checkpoint recorded, over today's defaults: a field added since it was
+  written takes its default, which keeps the behaviour the run was trained with."""
+  config = default_config.get_config()
+  config.update(saved)
+  return config
 
 
 def _proxy_labels(workdir: Path, config, rows: int) -> np.ndarray:
