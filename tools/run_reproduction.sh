@@ -5,8 +5,9 @@
 #     bash tools/run_reproduction.sh [STUDIES_DIR]     # default studies/small
 #
 # A rerun skips finished runs and resumes partial ones. Order: the paper's regime first
-# (pretrained: every loss, clean and 20 % noise, 3 seeds), its four PFML ablations (2 seeds),
-# then the from-scratch regime (3 seeds); the tables and plots land in <study>/aggregate/.
+# (pretrained: every loss, clean and 20 % noise, 3 seeds), then the from-scratch regime (3
+# seeds), then the four PFML ablations in the pretrained regime (2 seeds); the tables and plots
+# land in <study>/aggregate/.
 set -euo pipefail
 OUT=${1:-studies/small}
 PARALLEL=${PARALLEL:-2}
@@ -15,11 +16,11 @@ export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_multi_thread_eigen=false"
 study() { "$PYTHON" -m pfml_jax.study "$@"; }
 
 study run small_pretrained --workdir="$OUT/small_pretrained" --parallel="$PARALLEL"
+study run small_scratch --workdir="$OUT/small_scratch" --parallel="$PARALLEL"
 for ablation in alpha delta proxies delta_gap; do
   study run "$ablation" --config=configs/small/pretrained.py --seeds=0,1 \
       --workdir="$OUT/$ablation" --parallel="$PARALLEL"
 done
-study run small_scratch --workdir="$OUT/small_scratch" --parallel="$PARALLEL"
 for name in small_pretrained alpha delta proxies delta_gap small_scratch; do
   study aggregate --workdir="$OUT/$name"
 done
