@@ -7,7 +7,7 @@
 # A rerun skips finished runs and resumes partial ones. Order: the paper's regime first
 # (pretrained: every loss, clean and 20 % noise, 3 seeds), then the from-scratch regime (3
 # seeds), then the four PFML ablations in the pretrained regime (2 seeds); the tables and plots
-# land in <study>/aggregate/.
+# land in <study>/aggregate/ and are copied to docs/reproduction/.
 set -euo pipefail
 OUT=${1:-studies/small}
 PARALLEL=${PARALLEL:-2}
@@ -21,6 +21,8 @@ for ablation in alpha delta proxies delta_gap; do
   study run "$ablation" --config=configs/small/pretrained.py --seeds=0,1 \
       --workdir="$OUT/$ablation" --parallel="$PARALLEL"
 done
-for name in small_pretrained alpha delta proxies delta_gap small_scratch; do
+mkdir -p docs/reproduction
+for name in small_pretrained small_scratch alpha delta proxies delta_gap; do
   study aggregate --workdir="$OUT/$name"
+  cp "$OUT/$name"/aggregate/* docs/reproduction/
 done

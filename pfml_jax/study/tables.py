@@ -39,7 +39,9 @@ def markdown(result: dict[str, Any]) -> str:
   cells = result["cells"]
   groups = list(dict.fromkeys(cell["group"] for cell in cells))
   ks = {g: _ks([c for c in cells if c["group"] == g]) for g in groups}
-  value_labels = list(dict.fromkeys(label for c in cells for label in c["values"]))
+  # A "method" value repeats the method column (the small studies name their cells by it).
+  value_labels = list(dict.fromkeys(label for c in cells for label in c["values"]
+                                    if label != "method"))
   rows = list(dict.fromkeys(_row_key(c, value_labels) for c in cells))
   head = ["backbone", "method", *value_labels] + [
       f"{g} R@{k}" if i == 0 else f"R@{k}" for g in groups for i, k in enumerate(ks[g])]

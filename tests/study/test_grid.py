@@ -70,4 +70,11 @@ def test_shipped_studies():
   assert [dict(c.values)["M"] for c in named_study("proxies").cells] == [0, 1, 5, 10, 15, 20]
   demo_alpha = named_study("alpha", config="configs/demo.py")
   assert demo_alpha.cells[0].name == "demo-alpha_1" and not demo_alpha.cells[2].paper
-  assert set(STUDIES) == {"table1", "label_noise", "alpha", "delta", "proxies", "delta_gap"}
+  assert set(STUDIES) == {"table1", "label_noise", "alpha", "delta", "proxies", "delta_gap",
+                          "small_pretrained", "small_scratch"}
+  small = named_study("small_scratch")
+  assert {c.config for c in small.cells} == {f"configs/small/scratch.py:{m}" for m in (
+      "pfml", "proxy_anchor", "proxy_nca", "normalized_softmax", "multi_similarity", "triplet",
+      "hist")}
+  assert len(small.cells) == 14 and small.seeds == (0, 1, 2)
+  assert {dict(c.overrides)["data.label_noise"] for c in small.cells} == {0.0, 0.2}
