@@ -26,3 +26,6 @@ for name in small_pretrained small_scratch alpha delta proxies delta_gap; do
   study aggregate --workdir="$OUT/$name"
   cp "$OUT/$name"/aggregate/* docs/reproduction/
 done
+for name in small_pretrained small_scratch; do
+  "$PYTHON" -m tools.diagnostics_table "$OUT/$name" > "docs/reproduction/${name}_diagnostics.md"
+done
