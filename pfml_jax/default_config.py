@@ -76,6 +76,10 @@ def get_config() -> ml_collections.ConfigDict:
   # PFML's are the paper's: alpha 3, delta_att = delta_rep = 0.2, M = 15 [paper].
   for name in LOSSES:
     config.loss[name] = loss_settings(name)
+  # How proxies start: "random" is each loss's own scheme (PFML: uniform on the sphere, as the
+  # paper states none; Proxy Anchor: its reference code's Kaiming normal); "class_mean" puts
+  # them on their class's mean embedding under the initial model (training/proxy_init.py).
+  config.loss.proxy_init = "random"
 
   config.optim = ml_collections.ConfigDict()
   config.optim.learning_rate = 1e-4  # AdamW base rate [paper supplement: 1e-4]

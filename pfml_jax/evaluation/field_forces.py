@@ -270,11 +270,8 @@ def _run_points(workdir: Path, checkpoint: str, split_name: str, at_init: bool):
     evaluator = make_evaluator(model.embedder, mesh_lib.make_mesh(config.mesh), config.eval)
     embeddings, labels = evaluator.embeddings(model.variables, split)
     return config, model.step, embeddings, labels, model.proxies, model.proxy_labels
-  setup = setup_lib.build(config)  # as the trainer starts a run (trainer._resume_or_init)
-  state = setup.init(jax.random.key(config.seed))
-  if config.model.pretrained:
-    state = setup_lib.with_pretrained(setup, state, config.model.pretrained,
-                                      config.model.pretrained_strict)
+  setup = setup_lib.build(config)
+  state = setup_lib.fresh_state(setup)  # as the trainer starts the run
   variables = jax.device_get(state.variables())
   embeddings, labels = setup.evaluator.embeddings(variables, split)
   proxies = state.proxies

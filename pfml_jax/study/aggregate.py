@@ -1,9 +1,10 @@
 """Collects a study's finished runs into mean, sd and n per cell, in percent.
 
-Each run's ``eval/summary.json`` gives two results: ``final`` (the last step's test metrics)
-and ``best`` (the best over training: under the paper protocol the checkpoint chosen on test,
-optimistic, as the field reports it; under ``validated`` the checkpoint chosen on the
-validation classes). A run without a summary is listed as missing, partial (checkpoints but no
+Each run's ``eval/summary.json`` gives up to three results: ``final`` (the last step's test
+metrics), ``best`` (the best over training: under the paper protocol the checkpoint chosen on
+test, optimistic, as the field reports it; under ``validated`` the checkpoint chosen on the
+validation classes) and, under ``validated`` only, ``validation`` (that checkpoint's metrics on
+the validation classes: what a study chooses hyperparameters by). A run without a summary is listed as missing, partial (checkpoints but no
 summary) or failed (the runner's last status), never silently dropped: n counts the runs found
 against the seeds asked for.
 """
@@ -19,7 +20,7 @@ from pfml_jax.study.grid import Cell, Study
 from pfml_jax.study.runner import SUMMARY, has_checkpoints
 from pfml_jax.user_errors import UserInputError
 
-RESULTS = ("final", "best")
+RESULTS = ("final", "best", "validation")
 _COUNTS = ("num_queries", "num_excluded_queries")  # counts, not metrics
 DATASET_NAMES = {"cub": "CUB-200-2011", "cars": "Cars-196", "sop": "SOP"}
 BACKBONE_NAMES = {"resnet50": "ResNet-50", "bninception": "BN-Inception", "vit": "ViT-S/16",
@@ -31,14 +32,15 @@ METHOD_NAMES = {"pfml": "PFML", "pfml_main_text": "PFML (main-text rates)",
 
 
 def run_results(summary: dict[str, Any]) -> tuple[str, dict[str, dict[str, float]]]:
-  """``(protocol, {"final": metrics, "best": metrics})`` of one run's summary, in percent."""
+  """``(protocol, {result: metrics})`` of one run's summary, in percent (module docstring)."""
   protocol = summary["protocol"]
   if protocol == "paper":
-    final, best = summary["test"], summary["best_on_test"]["test"]
+    results = {"final": summary["test"], "best": summary["best_on_test"]["test"]}
   else:
-    final, best = summary["final"]["test"], summary["test"]
+    results = {"final": summary["final"]["test"], "best": summary["test"],
+               "validation": summary["val"]}
   return protocol, {name: {k: 100.0 * float(v) for k, v in metrics.items() if k not in _COUNTS}
-                    for name, metrics in (("final", final), ("best", best))}
+                    for name, metrics in results.items()}
 
 
 def describe(values: list[float]) -> dict[str, Any]:
@@ -79,8 +81,8 @@ def aggregate(study: Study, workdir: str | Path) -> dict[str, Any]:
                              "(remove the file to make the study rerun it).") from error
       protocols.add(protocol)
       runs[f"seed_{seed}"] = "finished"
-      for name in RESULTS:
-        found[name][seed] = results[name]
+      for name, metrics in results.items():
+        found[name][seed] = metrics
     stats = {}
     for name in RESULTS:
       metrics = sorted({k for per_seed in found[name].values() for k in per_seed})

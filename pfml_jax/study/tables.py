@@ -2,7 +2,8 @@
 
 Markdown follows the paper's layout: one row per backbone / method / swept value, one column
 group per dataset with its Recall@K, ours as ``mean ± sd (n)`` and the paper's number on the
-row below where the paper reports one; a table for the final and one for the best result.
+row below where the paper reports one; a table for the final and one for the best result, and
+under the validated protocol one of the validation classes' metrics (what to choose by).
 """
 
 import csv
@@ -13,15 +14,19 @@ from pathlib import Path
 from typing import Any
 
 _RECALL = re.compile(r"recall@(\d+)$")
+from pfml_jax.study.aggregate import RESULTS
+
 _TITLES = {"final": "Final (last step)",
-           "best": "Best over training"}
+           "best": "Best over training",
+           "validation": "Validation classes, at the checkpoint chosen on them (choose "
+                         "hyperparameters by this table, never by the test tables)"}
 _BEST_NOTES = {"paper": "checkpoint chosen on test, as the field reports it: optimistic",
                "validated": "checkpoint chosen on the validation classes"}
 
 
 def _ks(cells: list[dict[str, Any]]) -> list[int]:
   """The Recall@K of a column group: every K our runs or the paper report."""
-  found = {int(m.group(1)) for cell in cells for name in ("final", "best", "paper")
+  found = {int(m.group(1)) for cell in cells for name in (*RESULTS, "paper")
            for key in cell[name] for m in [_RECALL.match(key)] if m}
   return sorted(found)
 
@@ -49,7 +54,9 @@ def markdown(result: dict[str, Any]) -> str:
   lines = [f"# {result['description'] or result['study']}", "",
            f"Study `{result['study']}`, seeds {result['seeds']}; Recall@K in %, ours as mean ± "
            "sample sd (n runs), the paper's value on the row below.", ""]
-  for name in ("final", "best"):
+  for name in RESULTS:
+    if name == "validation" and not any(c["validation"] for c in cells):
+      continue
     title = _TITLES[name]
     if name == "best" and protocols:
       title += " (" + "; ".join(f"{p} protocol: {_BEST_NOTES[p]}" for p in protocols) + ")"
@@ -61,7 +68,7 @@ def markdown(result: dict[str, Any]) -> str:
               if g in by_group else "" for g in groups for k in ks[g]]
       lines.append("| " + " | ".join([*row, *ours]) + " |")
       paper = [_paper(by_group.get(g), k) for g in groups for k in ks[g]]
-      if any(paper):
+      if any(paper) and name != "validation":
         lines.append("| " + " | ".join(["", "paper", *[""] * len(value_labels), *paper]) + " |")
     lines.append("")
   absent = [f"- `{c['cell']}/{seed}`: {status}" for c in cells
@@ -92,8 +99,10 @@ def csv_text(result: dict[str, Any]) -> str:
                    "result", "metric", "mean", "sd", "n", "n_expected", "paper"])
   for cell in result["cells"]:
     labels = [cell["values"].get(label, "") for label in value_labels]
-    for name in ("final", "best"):
-      metrics = sorted(set(cell[name]) | set(cell["paper"]))
+    for name in RESULTS:
+      if name == "validation" and not cell[name]:
+        continue
+      metrics = sorted(set(cell[name]) | (set(cell["paper"]) if name != "validation" else set()))
       for metric in metrics:
         stat = cell[name].get(metric, {"mean": None, "sd": None, "n": 0})
         writer.writerow([result["study"], cell["cell"], cell["group"], cell["backbone"],

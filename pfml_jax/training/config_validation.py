@@ -10,6 +10,7 @@ from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
 from pfml_jax.models.embedding import HEAD_INITS, OUTPUT_NORMS
+from pfml_jax.training.proxy_init import PROXY_INITS
 from pfml_jax.user_errors import ConfigError
 
 PROTOCOLS = ("paper", "validated")
@@ -80,8 +81,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
   except re.error as error:
     _require(False, "optim.frozen", f"not a regular expression ({error}): {optim.frozen!r}.")
   for name in config.loss:
-    _require(name == "name" or name in LOSSES, f"loss.{name}",
+    _require(name in ("name", "proxy_init") or name in LOSSES, f"loss.{name}",
              f"no such loss; the loss blocks are {sorted(LOSSES)}.")
+  _require(config.loss.proxy_init in PROXY_INITS, "loss.proxy_init",
+           f"must be one of {PROXY_INITS}, got {config.loss.proxy_init!r}.")
+  _require(config.loss.proxy_init == "random" or
+           config.loss[config.loss.name].proxies_per_class > 0, "loss.proxy_init",
+           f"{config.loss.proxy_init!r} places proxies, but loss {config.loss.name!r} runs "
+           "without any (proxies_per_class 0): use 'random'.")
   _checked("data.crop_scale / data.crop_ratio", checks.crop_ranges, data.crop_scale,
            data.crop_ratio)
   _require(optim.learning_rate > 0, "optim.learning_rate",

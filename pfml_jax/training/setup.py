@@ -21,6 +21,7 @@ from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training.embedder import Embedder, build_embedder
 from pfml_jax.training.evaluator import Evaluator, make_evaluator
 from pfml_jax.training.optimizer import make_optimizer
+from pfml_jax.training.proxy_init import with_class_mean_proxies
 from pfml_jax.training.train_state import TrainState
 from pfml_jax.training.train_step import make_train_step
 from pfml_jax.user_errors import ConfigError
@@ -169,6 +170,19 @@ def _state_shardings(abstract_state, mesh, shard_proxies: bool):
     split = shard_proxies and "proxies" in jax.tree_util.keystr(path) and leaf.ndim == 2
     return jax.NamedSharding(mesh, P("data") if split else P())
   return jax.tree_util.tree_map_with_path(sharding, abstract_state)
+
+
+def fresh_state(setup: TrainSetup) -> TrainState:
+  """A new run's state: initialised from the seed, then the pretrained backbone (if any), then
+  the proxies placed on their classes (if ``loss.proxy_init`` asks for it)."""
+  config = setup.config
+  state = setup.init(jax.random.key(config.seed))
+  if config.model.pretrained:
+    state = with_pretrained(setup, state, config.model.pretrained,
+                            config.model.pretrained_strict)
+  if config.loss.proxy_init == "class_mean":
+    state = with_class_mean_proxies(setup, state)
+  return state
 
 
 def with_pretrained(setup: TrainSetup, state: TrainState, path: str, strict: bool) -> TrainState:

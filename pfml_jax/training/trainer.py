@@ -25,9 +25,9 @@ from pfml_jax.training.loop import Cadence, NonFiniteLossError, train_loop
 from pfml_jax.training.metric_writer import MetricWriter
 from pfml_jax.training.resume_check import check_resume
 from pfml_jax.training.run_info import run_info
-from pfml_jax.training.setup import (TrainSetup, build, compile_train_step, input_state,
-                                     open_train_input, read_split, read_splits,
-                                     validation_classes, with_pretrained)
+from pfml_jax.training.setup import (TrainSetup, build, compile_train_step, fresh_state,
+                                     input_state, open_train_input, read_split, read_splits,
+                                     validation_classes)
 from pfml_jax.training.trained_model import load_trained_model
 
 __all__ = ["NonFiniteLossError", "build", "evaluate_checkpoint", "read_splits",
@@ -140,12 +140,7 @@ def _resume_or_init(setup: TrainSetup, checkpoints: Checkpoints):
   checkpoint, or a fresh (optionally pretrained) state."""
   restored = checkpoints.restore_latest_readable(setup.abstract_sharded_state())
   if restored is None:
-    config = setup.config
-    state = setup.init(jax.random.key(config.seed))
-    if config.model.pretrained:
-      state = with_pretrained(setup, state, config.model.pretrained,
-                              config.model.pretrained_strict)
-    return state, 0, None
+    return fresh_state(setup), 0, None
   step, state, saved_input = restored
   logging.info("Resumed from step %d (%s).", step, saved_input)
   return state, int(jax.device_get(state.step)), saved_input

@@ -10,10 +10,10 @@ from pfml_jax.study.grid import sweep_study
 from pfml_jax.study.tables import markdown
 
 
-def validated_summary(selected: float, final: float) -> dict:
+def validated_summary(selected: float, final: float, val: float = 0.5) -> dict:
   """The layout ``trainer._final_evaluation`` writes under eval.protocol=validated."""
   metrics = lambda r1: {"recall@1": r1, "recall@2": min(1.0, r1 + 0.1), "num_queries": 30}
-  return {"protocol": "validated", "step": 4, "val": {"recall@1": 0.5},
+  return {"protocol": "validated", "step": 4, "val": metrics(val),
           "test": metrics(selected), "selection_metric": "recall@1",
           "final": {"step": 6, "test": metrics(final)}}
 
@@ -21,10 +21,11 @@ def validated_summary(selected: float, final: float) -> dict:
 def test_validated_runs_report_final_and_selected(tmp_path):
   study = sweep_study("v", ["configs/demo.py"], [("loss.pfml.alpha", [2, 3])], seeds=[0, 1, 2])
   values = {(2, 0): (0.61, 0.58), (2, 1): (0.65, 0.66), (2, 2): (0.6, 0.57), (3, 0): (0.7, 0.69)}
+  val = {(2, 0): 0.8, (2, 1): 0.75, (2, 2): 0.9, (3, 0): 0.85}
   for (alpha, seed), (selected, final) in values.items():
     path = tmp_path / f"demo-alpha_{alpha}" / f"seed_{seed}" / "eval" / "summary.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(validated_summary(selected, final)))
+    path.write_text(json.dumps(validated_summary(selected, final, val[(alpha, seed)])))
   (tmp_path / "demo-alpha_3" / "seed_1" / "checkpoints" / "2").mkdir(parents=True)
   result = aggregate(study, tmp_path)
   first, second = result["cells"]
@@ -32,11 +33,15 @@ def test_validated_runs_report_final_and_selected(tmp_path):
   final = 100 * np.array([values[(2, s)][1] for s in range(3)])
   np.testing.assert_allclose(first["best"]["recall@1"]["mean"], selected.mean(), rtol=1e-12)
   np.testing.assert_allclose(first["final"]["recall@1"]["sd"], final.std(ddof=1), rtol=1e-12)
+  np.testing.assert_allclose(first["validation"]["recall@1"]["mean"],
+                             100 * np.mean([val[(2, s)] for s in range(3)]), rtol=1e-12)
   assert first["protocol"] == "validated" and "num_queries" not in first["final"]
   assert second["runs"] == {"seed_0": "finished", "seed_1": "partial", "seed_2": "missing"}
   assert second["final"]["recall@1"] == {"mean": 69.0, "sd": None, "n": 1, "values": [69.0]}
   text = markdown(result)
   assert "| 69.0 (n=1/3) |" in text and "validated protocol: checkpoint chosen on the " in text
+  validation = text.split("## Validation classes")[1]
+  assert "| 85.0 (n=1/3) |" in validation and "| 69.0 (n=1/3) |" not in validation
   assert "`demo-alpha_3/seed_1`: partial" in text
 
 
@@ -53,3 +58,5 @@ def test_paper_protocol_uses_best_on_test():
              "best_on_test": {"step": 3, "test": {"recall@1": 0.75}, "note": "optimistic"}}
   assert run_results(summary) == ("paper", {"final": {"recall@1": 50.0},
                                             "best": {"recall@1": 75.0}})
+  assert "## Validation classes" not in markdown(
+      {"study": "p", "description": "", "seeds": [0], "notes": [], "cells": []})
