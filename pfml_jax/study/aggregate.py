@@ -53,9 +53,10 @@ def describe(values: list[float]) -> dict[str, Any]:
 def cell_labels(cell: Cell) -> dict[str, Any]:
   """The names a table shows for a cell: its column group, backbone, method and values."""
   setting = paper_setting(cell.stem)
+  method = dict(cell.values).get("method") or cell.recipe or "pfml"
   return {"group": DATASET_NAMES[setting[0]] if setting else cell.stem,
           "backbone": BACKBONE_NAMES[setting[1]] if setting else "",
-          "method": METHOD_NAMES.get(cell.recipe or "pfml", cell.recipe),
+          "method": METHOD_NAMES.get(method, method),
           "values": dict(cell.values)}
 
 

@@ -148,6 +148,30 @@ def small_scratch_tuning(seeds: Sequence[int] = (0, 1), config: str | None = Non
                       "8 held-out training classes); the test tables are for the record.",))
 
 
+def small_proxy_init(seeds: Sequence[int] = DEFAULT_SEEDS, config: str | None = None) -> Study:
+  """PFML and Proxy Anchor fine-tuned with their proxies started on their classes
+  (loss.proxy_init = class_mean), clean and 20 % noise; their random starts are
+  small_pretrained's cells."""
+  _no_config("small_proxy_init", config)
+  cells = tuple(Cell(f"configs/small/pretrained.py:{method}",
+                     (("loss.proxy_init", "class_mean"), ("data.label_noise", noise)),
+                     (("method", method), ("init", "class_mean"), ("noise", noise)))
+                for method in ("pfml", "proxy_anchor") for noise in NOISE_LEVELS)
+  return Study("small_proxy_init", cells, tuple(seeds),
+               "Small scale, pretrained: proxies started on their class means, Recall@K (%)")
+
+
+def demo_recipe(seeds: Sequence[int] = DEFAULT_SEEDS, config: str | None = None) -> Study:
+  """PFML and Proxy Anchor on configs/demo.py's one from-scratch recipe, clean and 20 % noise:
+  only the loss (with its own defaults) differs (issue 12's opening comparison)."""
+  _no_config("demo_recipe", config)
+  cells = tuple(Cell("configs/demo.py", (("loss.name", method), ("data.label_noise", noise)),
+                     (("method", method), ("noise", noise)))
+                for method in ("pfml", "proxy_anchor") for noise in NOISE_LEVELS)
+  return Study("demo_recipe", cells, tuple(seeds),
+               "Demo recipe, from scratch: PFML and Proxy Anchor, Recall@K (%)")
+
+
 def _no_config(name: str, config: str | None) -> None:
   if config is not None:
     raise ConfigError(f"Study {name!r} runs the paper's own configs; --config applies to the "
@@ -157,7 +181,8 @@ def _no_config(name: str, config: str | None) -> None:
 STUDIES: dict[str, Callable[..., Study]] = {
     "table1": table1, "label_noise": label_noise, "alpha": alpha, "delta": delta,
     "proxies": proxies, "delta_gap": delta_gap, "small_pretrained": small_pretrained,
-    "small_scratch": small_scratch, "small_scratch_tuning": small_scratch_tuning}
+    "small_scratch": small_scratch, "small_scratch_tuning": small_scratch_tuning,
+    "small_proxy_init": small_proxy_init, "demo_recipe": demo_recipe}
 
 
 def named_study(name: str, seeds: Sequence[int] | None = None,
