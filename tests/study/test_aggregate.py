@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from pfml_jax.study.aggregate import aggregate, describe, run_results
-from pfml_jax.study.grid import sweep_study
+from pfml_jax.study.aggregate import aggregate, cell_labels, describe, run_results
+from pfml_jax.study.grid import Cell, sweep_study
 from pfml_jax.study.tables import markdown
 
 
@@ -60,3 +60,10 @@ def test_paper_protocol_uses_best_on_test():
                                             "best": {"recall@1": 75.0}})
   assert "## Validation classes" not in markdown(
       {"study": "p", "description": "", "seeds": [0], "notes": [], "cells": []})
+
+
+def test_a_cell_named_by_its_method_value_shows_that_method():
+  pa = Cell("configs/demo.py", (("loss.name", "proxy_anchor"),), (("method", "proxy_anchor"),))
+  assert cell_labels(pa)["method"] == "Proxy Anchor"
+  assert cell_labels(Cell("configs/demo.py"))["method"] == "PFML"
+  assert cell_labels(Cell("configs/small/scratch.py:triplet"))["method"] == "Triplet"

@@ -71,7 +71,17 @@ def test_shipped_studies():
   demo_alpha = named_study("alpha", config="configs/demo.py")
   assert demo_alpha.cells[0].name == "demo-alpha_1" and not demo_alpha.cells[2].paper
   assert set(STUDIES) == {"table1", "label_noise", "alpha", "delta", "proxies", "delta_gap",
-                          "small_pretrained", "small_scratch"}
+                          "small_pretrained", "small_scratch", "small_scratch_tuning",
+                          "small_proxy_init", "demo_recipe"}
+  tuning = named_study("small_scratch_tuning")
+  assert len(tuning.cells) == 10 and all(
+      dict(c.overrides)["loss.pfml.delta_att"] == dict(c.overrides)["loss.pfml.delta_rep"]
+      for c in tuning.cells)
+  starts = named_study("small_proxy_init")
+  assert {dict(c.overrides)["loss.proxy_init"] for c in starts.cells} == {"class_mean"}
+  demo = named_study("demo_recipe")
+  assert {c.config for c in demo.cells} == {"configs/demo.py"}
+  assert {dict(c.overrides)["loss.name"] for c in demo.cells} == {"pfml", "proxy_anchor"}
   small = named_study("small_scratch")
   assert {c.config for c in small.cells} == {f"configs/small/scratch.py:{m}" for m in (
       "pfml", "proxy_anchor", "proxy_nca", "normalized_softmax", "multi_similarity", "triplet",
