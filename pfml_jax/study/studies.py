@@ -135,7 +135,7 @@ SCRATCH_DELTAS = (0.2, 0.3, 0.4, 0.5, 0.6)
 SCRATCH_PROXIES = (2, 15)
 
 
-def small_scratch_tuning(seeds: Sequence[int] = (0, 1), config: str | None = None) -> Study:
+def small_scratch_tuning(seeds: Sequence[int] = DEFAULT_SEEDS, config: str | None = None) -> Study:
   """PFML from scratch, delta (att = rep) x M, clean: chosen on the validation classes."""
   _no_config("small_scratch_tuning", config)
   cells = tuple(Cell("configs/small/scratch.py:pfml",
