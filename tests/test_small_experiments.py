@@ -40,6 +40,9 @@ def test_scratch_regime_trains_everything_from_random_init():
     config = load(f"{SMALL}/scratch.py:{recipe}")
     assert config.model.pretrained == "" and not config.model.frozen_bn
     assert config.optim.warmup_epochs == 0
+  pfml = load(f"{SMALL}/scratch.py")
+  assert pfml.loss.pfml.delta_att == pfml.loss.pfml.delta_rep == small_experiments.SCRATCH_DELTA
+  assert pfml.loss.pfml.proxies_per_class == 15  # [paper], kept: the validation choice
 
 
 def test_baselines_keep_their_recipe_with_the_schedule_scaled():
