@@ -22,7 +22,7 @@ Regimes:
   scratch: as ``configs/demo.py``: random init, BatchNorm trained, no warm-up (nothing to
     protect), base rate 2e-3 (the recipe's multipliers kept); PFML's field is wider
     (``SCRATCH_DELTA``), chosen on the validation classes by the study
-    ``small_scratch_tuning`` (delta 0.2-0.6 x M 2, 15; docs/reproduction.md).
+    ``small_scratch_tuning`` (delta 0.2-0.8 x M 2, 15; docs/reproduction.md).
 """
 
 import os

@@ -74,7 +74,7 @@ def test_shipped_studies():
                           "small_pretrained", "small_scratch", "small_scratch_tuning",
                           "small_proxy_init", "demo_recipe"}
   tuning = named_study("small_scratch_tuning")
-  assert len(tuning.cells) == 10 and all(
+  assert len(tuning.cells) == 14 and all(
       dict(c.overrides)["loss.pfml.delta_att"] == dict(c.overrides)["loss.pfml.delta_rep"]
       for c in tuning.cells)
   starts = named_study("small_proxy_init")
