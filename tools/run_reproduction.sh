@@ -36,3 +36,18 @@ done
 for name in small_pretrained small_scratch small_proxy_init demo_recipe; do
   "$PYTHON" -m tools.diagnostics_table "$OUT/$name" > "docs/reproduction/${name}_diagnostics.md"
 done
+# PFML's forces at the start and the end of seed 0 of each regime (docs/reproduction.md §5).
+mkdir -p docs/reproduction/forces
+columns=()
+for run in "pretrained=small_pretrained/pretrained-pfml-method_pfml-noise_0.0" \
+    "pretrained, class-mean proxies=small_proxy_init/pretrained-pfml-method_pfml-init_class_mean-noise_0.0" \
+    "scratch (demo)=demo_recipe/demo-method_pfml-noise_0.0"; do
+  label=${run%%=*}; folder=$OUT/${run#*=}/seed_0; name=$(basename "${run#*=}")
+  for when in init end; do
+    flag=(); [ "$when" = init ] && flag=(--at_init)
+    "$PYTHON" -m pfml_jax.evaluation.field_forces --workdir="$folder" "${flag[@]}" \
+        --out="docs/reproduction/forces/${name}_$when.json"
+    columns+=("$label, $when=docs/reproduction/forces/${name}_$when.json")
+  done
+done
+"$PYTHON" -m tools.forces_table "${columns[@]}" > docs/reproduction/forces.md

@@ -103,14 +103,14 @@ def pair_distance_summary(embeddings, labels, delta_att: float, delta_rep: float
       are dropped.
     normalize_proxies: as the energy's option of that name.
   Returns:
-    {"embedding_embedding", "embedding_proxy", "proxy_proxy"} (the last two only with
-    proxies), each with pair counts, 10/50/90 % distance quantiles and the two fractions.
+    {"embedding_embedding", "embedding_proxy", "proxy_proxy"} (the last two only with at
+    least one proxy), each with pair counts, 10/50/90 % distance quantiles and the two fractions.
   """
   x = _points(embeddings, "embeddings", True)
   labels = np.asarray(labels)
   summary = {"embedding_embedding": _pair_stats(x, labels, x, labels, delta_att, delta_rep,
                                                 same_set=True)}
-  if proxies is not None:
+  if proxies is not None and np.any(np.asarray(proxy_labels) >= 0):
     proxy_labels = np.asarray(proxy_labels)
     p = _points(np.asarray(proxies)[proxy_labels >= 0], "proxies", normalize_proxies)
     proxy_labels = proxy_labels[proxy_labels >= 0]
