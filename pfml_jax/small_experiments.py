@@ -38,7 +38,7 @@ GLYPH_BACKBONE = os.path.join(os.path.dirname(__file__), "data", "demo_assets",
 EPOCHS = 8  # about 1 minute per run on a 2-core CPU (the README lists measured runs)
 VALIDATIONS = 2  # validation passes per run: at half-way and at the end
 # From scratch PFML's delta_att = delta_rep: the best mean validation Recall@1 of the study
-# small_scratch_tuning (83.6 +- 1.7 at M = 15; 0.5: 83.3 +- 1.9; 0.6 is the grid's edge).
+# small_scratch_tuning, delta 0.2-0.8 x M 2, 15: 83.6 +- 1.7 at M = 15 (0.5: 83.3, 0.7: 81.2).
 SCRATCH_DELTA = 0.6
 
 
