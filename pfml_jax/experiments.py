@@ -105,7 +105,7 @@ def _vit(config, backbone, dataset):
   config.optim.clip_threshold = 3.0
   config.data.crop_scale = (0.2, 1.0)  # RandomResizedCrop(224, (0.2, 1), bicubic) [Hyp]
   # Batches of 9 images per class (CUB, Cars) or 2 (SOP), ~900 images; epochs 50 / 300 / 200;
-  # evaluation resize 256 on CUB, 224 elsewhere [Hyp protocol, baseline_recipes.md].
+  # evaluation resize 256 on CUB, 224 elsewhere [Hyp's published protocol].
   per_class, classes, epochs, resize = {
       "cub200": (9, 100, 50, 256), "cars196": (9, 98, 300, 224),
       "sop": (2, 450, 200, 224)}[dataset]

@@ -1,6 +1,6 @@
 """The numbers the PFML paper reports (Recall@K in %), to print beside ours.
 
-Source: Bhatnagar & Ahuja, CVPR 2025, as transcribed in ../shared/docs/pfml_method.md §4-5:
+Source: Bhatnagar & Ahuja, CVPR 2025 (arXiv:2405.18560; docs/method.md says what we implement):
 Table 1 (PFML per backbone and dataset), the 20 % label-noise table (ResNet-50, 5 runs), the
 previous-best rows quoted with Table 1, and the ablations' stated points.
 """

@@ -14,7 +14,7 @@ from pfml_jax.user_errors import ConfigError
 # [our choice: the paper does not say how many runs Table 1 and the ablations average].
 DEFAULT_SEEDS = (0, 1, 2)
 NOISE_SEEDS = (0, 1, 2, 3, 4)  # [paper: noise table, 5 runs]
-# The paper states its ablation numbers on Cars-196 with ResNet-50 (pfml_method.md §4); that
+# The paper states its ablation numbers on Cars-196 with ResNet-50 (docs/method.md); that
 # the alpha and delta sweeps use the same setting is our reading.
 ABLATION_CONFIG = "configs/cars_resnet50.py"
 _DATASETS = ("cub", "cars", "sop")

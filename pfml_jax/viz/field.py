@@ -1,7 +1,7 @@
 """The paper's picture: a class potential field in the plane and the force on every point.
 
 Two classes of a few samples (and optionally proxies) lie in 2-D. The figure shows the class
-potential field Psi_j of one class (docs: ``../shared/docs/pfml_method.md`` section 2) as a
+potential field Psi_j of one class (``docs/method.md``) as a
 coloured surface, and as arrows the force on every point, minus the gradient of the project's
 own energy (``potential_energy``, dense path) taken by autodiff; a side panel plots the pair
 forces against distance. Both come from ``losses/potentials.py``, so the picture is also a
