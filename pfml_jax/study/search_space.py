@@ -91,8 +91,8 @@ LOSS_DIMENSIONS: dict[str, tuple[Dimension, ...]] = {
               "our choice: 0 to three times the paper's 0.1")),
     "proxy_nca": (
         _loss("proxy_nca", "softmax_scale", 4.0, 64.0,
-              "our choice: from pytorch-metric-learning's scale 1 regime up to twice Proxy "
-              "Anchor's code's 32", log=True),),
+              "our choice: a factor 8 below and 2 above the 32 of Proxy Anchor's code",
+              log=True),),
     "multi_similarity": (
         _loss("multi_similarity", "alpha", 0.5, 8.0,
               "our choice: a factor 4 either side of the paper's 2", log=True),

@@ -1,5 +1,5 @@
 """The tiny image-folder study setup the study tests share: noisy colour classes, a 2-step
-ViT config, and the study command line run as a subprocess."""
+config file, and the study command line run as a subprocess."""
 
 import os
 import subprocess
@@ -11,31 +11,18 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
 
-TINY_CONFIG = '''
-from pfml_jax import default_config
+# The trainer tests' tiny config (a 2-layer ViT on colour classes), as the study tests run it:
+# the paper protocol (a study picks validated by a flag), 2 steps, a checkpoint every step.
+TINY_CONFIG = """from tests.training.test_trainer import tiny_config
 
 
 def get_config():
-  config = default_config.get_config()
-  config.data.name = "image_folder"
-  config.data.root = {root!r}
-  config.data.classes_per_batch = 4
-  config.data.images_per_class = 2
-  config.data.workers = 0
-  config.model.backbone = "vit_tiny"
-  config.model.embedding_dim = 8
-  config.model.dtype = "float32"
-  config.model.frozen_bn = False
-  config.loss.pfml.proxies_per_class = 1
-  config.optim.warmup_epochs = 0
-  config.steps = 2
-  config.eval.batch_size = 32
-  config.eval.backend = "jax"
-  config.checkpoint.every_steps = 1
-  config.log_every_steps = 1
-  config.mesh.data = 1
-  return config
-'''
+  return tiny_config({root!r}, **{overrides!r})
+"""
+STUDY_OVERRIDES = {"eval.protocol": "paper", "steps": 2, "checkpoint.every_steps": 1,
+                   "log_every_steps": 1, "model.embedding_dim": 8,
+                   "loss.pfml.proxies_per_class": 1, "optim.warmup_epochs": 0,
+                   "optim.learning_rate": 1e-4, "optim.eps": 1e-8, "eval.batch_size": 32}
 
 
 def write_tiny_setup(base: Path, classes: int = 12) -> Path:
@@ -49,7 +36,7 @@ def write_tiny_setup(base: Path, classes: int = 12) -> Path:
       pixels = np.clip(colour + rng.normal(0, 110, (32, 32, 3)), 0, 255).astype(np.uint8)
       Image.fromarray(pixels).save(base / "images" / f"class_{c:02d}" / f"{i}.png")
   config = base / "tiny.py"
-  config.write_text(TINY_CONFIG.format(root=str(base / "images")))
+  config.write_text(TINY_CONFIG.format(root=str(base / "images"), overrides=STUDY_OVERRIDES))
   return config
 
 
