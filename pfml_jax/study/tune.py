@@ -6,7 +6,8 @@ trial is an ordinary run of the study runner, the one-run study ``<workdir>/tria
 ``eval.selection_metric`` on the validation classes (``eval.protocol="validated"``; test is
 never read). The trial count is the budget: trials already stored count, failed runs too (a
 setting that diverges is a spent trial), and a rerun after a kill finishes the interrupted
-trials (same values, their runs resume from their checkpoints) before asking new ones.
+trials (same values, their runs resume from their checkpoints) before asking new ones; a
+trial killed before all its values were drawn never ran and is void (outside the budget).
 
 Storage: Optuna's JournalStorage with a file backend and its ``open()``-based lock, our
 choice over SQLite: the journal is an append-only log whose lock works where ``fcntl`` does
@@ -48,6 +49,7 @@ LOCK = "tune.lock"
 CHOSEN = "chosen.json"
 TRIALS = "trials.csv"
 STUDY_NAME = "tune"
+VOID = "void_trials"  # the search's record of trials that never ran (Search.void_trials)
 # The seeds the chosen setting runs with [issue 20: at least 5 seeds, evaluated once on test].
 CHOSEN_SEEDS = (0, 1, 2, 3, 4)
 
@@ -166,8 +168,22 @@ class Search:
     self.search = open_search(spec, site, workdir)
     self.lock = threading.Lock()
     self.stopped = False
-    self.interrupted = [t for t in self.search.get_trials(deepcopy=False)
-                        if t.state == optuna.trial.TrialState.RUNNING]
+    running = [t for t in self.search.get_trials(deepcopy=False)
+               if t.state == optuna.trial.TrialState.RUNNING]
+    names = {d.name for d in self.space}
+    self.interrupted = [t for t in running if set(t.params) == names]
+    for trial in running:
+      if set(trial.params) != names:  # killed while its values were drawn: no run, no trial
+        self.search.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        self.search.set_user_attr(VOID, self.void_trials() + [trial.number])
+
+  def void_trials(self) -> list[int]:
+    """Trials a kill interrupted before their values were all drawn (not in the budget)."""
+    return list(self.search.user_attrs.get(VOID, []))
+
+  def spent(self) -> int:
+    """Trials the budget has paid for: every stored trial but the void ones."""
+    return len(self.search.get_trials(deepcopy=False)) - len(self.void_trials())
 
   def next_trial(self) -> tuple[int, dict[str, Value]] | None:
     """An interrupted trial to finish, else a new one while the budget lasts."""
@@ -175,9 +191,9 @@ class Search:
       if self.interrupted:
         trial = self.interrupted.pop(0)
         return trial.number, dict(trial.params)
-      number = len(self.search.get_trials(deepcopy=False))
-      if self.stopped or number >= self.spec.trials:
+      if self.stopped or self.spent() >= self.spec.trials:
         return None
+      number = len(self.search.get_trials(deepcopy=False))
       seed = int(np.random.SeedSequence([self.spec.sampler_seed, number]).generate_state(1)[0])
       self.search.sampler = optuna.samplers.TPESampler(seed=seed)
       trial = self.search.ask()
@@ -213,7 +229,8 @@ class Search:
 def chosen_setting(search: Search, workdir: Path) -> dict:
   """The best trial's setting and the command that runs it at CHOSEN_SEEDS."""
   spec, site = search.spec, search.site
-  trials = search.search.get_trials(deepcopy=False)
+  void = set(search.void_trials())
+  trials = [t for t in search.search.get_trials(deepcopy=False) if t.number not in void]
   states = [t.state.name.lower() for t in trials]
   complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
   best = max(complete, key=lambda t: (t.value, -t.number))
@@ -239,8 +256,10 @@ def write_trials_table(search: Search, path: Path) -> None:
   with open(path, "w", newline="") as handle:
     writer = csv.writer(handle)
     writer.writerow(["trial", "state", search.metric, *names])
+    void = set(search.void_trials())
     for trial in search.search.get_trials(deepcopy=False):
-      writer.writerow([trial.number, trial.state.name.lower(),
+      state = "void" if trial.number in void else trial.state.name.lower()
+      writer.writerow([trial.number, state,
                        "" if trial.value is None else f"{trial.value:.4f}",
                        *(trial.params.get(name, "") for name in names)])
 

@@ -6,6 +6,7 @@ best trial and its command runs; bad input is one `error:` line with exit status
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,13 +22,18 @@ FLAGS = ("--config.eval.protocol=validated", "--config.data.val_classes=4",
          "--config.eval.diagnostics=false", "--config.plots=false")
 
 
-def stored_trials(workdir):
-  """{number: (state, params, value)} read straight from the search's journal."""
+def stored_search(workdir) -> optuna.Study:
+  """The search in ``workdir``'s journal, opened with optuna itself."""
   path = str(workdir / "optuna_journal.log")
   storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
       path, optuna.storages.journal.JournalFileOpenLock(path)))
-  search = optuna.load_study(study_name="tune", storage=storage)
-  return {t.number: (t.state.name, t.params, t.value) for t in search.get_trials()}
+  return optuna.load_study(study_name="tune", storage=storage)
+
+
+def stored_trials(workdir):
+  """{number: (state, params, value)} read straight from the search's journal."""
+  return {t.number: (t.state.name, t.params, t.value)
+          for t in stored_search(workdir).get_trials()}
 
 
 def run_folder(workdir, number):
@@ -55,7 +61,7 @@ def search(tmp_path_factory):
   killed = stored_trials(workdir)
   first_summary = run_folder(workdir, 0) / "eval" / "summary.json"
   first_mtime = first_summary.stat().st_mtime_ns
-  resumed = study_cli(*args)
+  resumed = study_cli(*args, "--parallel=2")  # the interrupted trial beside a new one
   again = study_cli(*args)
   return dict(workdir=workdir, args=args, killed=killed, first_mtime=first_mtime,
               first_summary=first_summary, resumed=resumed, again=again,
@@ -67,6 +73,8 @@ def test_a_killed_search_resumes_its_trial_and_stops_at_the_budget(search):
   assert killed[0][0] == "COMPLETE" and killed[1][0] == "RUNNING" and len(killed) == 2
   assert search["resumed"].returncode == 0, search["resumed"].stdout + search["resumed"].stderr
   assert "finishing interrupted trials [1]" in search["resumed"].stdout
+  for number in (1, 2):
+    assert f"trial {number}: validation recall@1 = " in search["resumed"].stdout
   assert sorted(trials) == list(range(BUDGET))
   assert all(state == "COMPLETE" for state, _, _ in trials.values())
   assert trials[1][1] == killed[1][1]  # the interrupted trial kept its values
@@ -141,3 +149,21 @@ def test_another_budget_on_the_same_workdir_is_an_error(search):
   assert result.returncode == 2
   (line,) = result.stderr.strip().splitlines()
   assert line.startswith("error: ") and "trials=3" in line
+
+
+def test_a_trial_killed_while_its_values_were_drawn_is_void(search, tmp_path):
+  """A trial stored with only some of its values (a kill inside the draw) never ran: the
+  rerun marks it void, outside the budget, and trains nothing more."""
+  workdir = tmp_path / "copy"
+  shutil.copytree(search["workdir"], workdir)
+  stored_search(workdir).ask().suggest_float("learning_rate", 1e-5, 1e-3, log=True)
+  args = [a if not a.startswith("--workdir=") else f"--workdir={workdir}"
+          for a in search["args"]]
+  result = study_cli(*args)
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert "trial " not in result.stdout.split("tune pfml:")[0]  # no trial ran
+  assert stored_trials(workdir)[BUDGET][0] == "FAIL"
+  rows = (workdir / "trials.csv").read_text().splitlines()
+  assert rows[-1].startswith(f"{BUDGET},void,")
+  chosen = json.loads((workdir / "chosen.json").read_text())
+  assert chosen["complete"] == BUDGET and chosen["failed"] == 0
