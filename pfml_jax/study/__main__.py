@@ -35,7 +35,7 @@ from pfml_jax.study.plots import sweep_plot
 from pfml_jax.study.runner import REPO, run_study
 from pfml_jax.study.studies import STUDIES, named_study
 from pfml_jax.study.tables import write_tables
-from pfml_jax.study.tune import CHOSEN, TuneSpec, tune
+from pfml_jax.study.tune import CHOSEN, TRIALS, TuneSpec, tune
 from pfml_jax.user_errors import UserInputError
 
 _OVERRIDE = re.compile(r"--config\.[A-Za-z_][\w.]*=")
@@ -199,8 +199,9 @@ def _tune(args, site: Site) -> int:
                   args.seed)
   chosen = tune(spec, args.workdir, site, parallel=args.parallel)
   if chosen is None:
-    print(f"tune {args.loss}: no chosen setting yet (a trial was stopped, or none finished); "
-          "rerun the same command to go on.")
+    print(f"tune {args.loss}: no chosen setting: a trial was stopped (rerun the same command "
+          f"to go on) or every trial failed (see {Path(args.workdir).resolve() / TRIALS} and "
+          "the trials' study_run.log).")
     return 1
   print(f"tune {args.loss}: trial {chosen['trial']} of {chosen['trials']} is best, validation "
         f"{chosen['metric']} {chosen['value']:.2f} ({chosen['failed']} failed); wrote "
