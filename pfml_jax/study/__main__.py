@@ -30,7 +30,7 @@ from pfml_jax.study import emit as emit_lib
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.aggregate import aggregate
 from pfml_jax.study.commands import Site
-from pfml_jax.study.grid import Cell, Study, parse_value, sweep_study
+from pfml_jax.study.grid import Cell, Study, parse_value, sweep_study, with_floor
 from pfml_jax.study.plots import sweep_plot
 from pfml_jax.study.runner import REPO, run_study
 from pfml_jax.study.studies import STUDIES, named_study
@@ -65,6 +65,11 @@ def _config_path(config: str) -> str:
 
 
 def _study(args) -> Study:
+  study = _defined_study(args)
+  return with_floor(study) if args.floor else study
+
+
+def _defined_study(args) -> Study:
   seeds = _integers(args.seeds, "--seeds") if args.seeds else None
   config = _config_path(args.config) if args.config else None
   if args.name_or_spec:
@@ -98,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="FIELD=V1,V2,...; repeat for a grid (every combination)")
   study.add_argument("--seeds", help="comma-separated seeds (default: the study's; 0 for --sweep)")
   study.add_argument("--name", help="the name of a --sweep study (default <config>_sweep)")
+  study.add_argument("--floor", action="store_true",
+                     help="add the step-0 model (untrained) of each config file as a cell")
   site = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
   site.add_argument("--data-root", default="",
                     help="paper configs: the folder of CUB_200_2011/, cars196/, "
