@@ -11,6 +11,9 @@ from PIL import Image
 from pfml_jax.data import (augment_on_device, build_image_cache, make_train_input,
                            place_cache, read_split)
 from pfml_jax.data.crops import crop_boxes, crop_variates
+from pfml_jax.training.setup import build, open_train_input
+from tests.colour_images import write_colour_classes
+from tests.training.test_trainer import tiny_config
 
 # Original sizes (width, height) of the coordinate images: portrait, landscape, square, and
 # one far outside the aspect range, which exercises the centre-crop fallback.
@@ -329,3 +332,14 @@ def test_flip_off_mirrors_no_crop_and_on_mirrors_some(coordinate_split, mode, tm
                                     mirrored[flip])
   assert not mirrored[False].any()
   assert 0.25 < mirrored[True].mean() < 0.75  # Binomial(96, 1/2): ~6 sd either side
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_config_data_flip_reaches_the_training_input(tmp_path, flip):
+  """The run's set-up hands config.data.flip to the training input it opens."""
+  root = tmp_path / "images"
+  root.mkdir()
+  config = tiny_config(write_colour_classes(root), **{"data.flip": flip,
+                                                      "data.input_mode": "grain"})
+  train_input = open_train_input(build(config), start_step=0)
+  assert train_input.plan.flip is flip
