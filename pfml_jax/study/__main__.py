@@ -12,8 +12,9 @@
 
 A study is a shipped name (``list``) or ``--config=FILE[:RECIPE]`` with one or more
 ``--sweep=FIELD=V1,V2,...`` (their full grid), or without any (one cell); an ablation's name
-with ``--config`` sweeps that config instead of the paper's. ``tune`` chooses one loss's
-hyperparameters on the validation classes (``tune.py``). Every other ``--config.<field>=<value>`` goes to every run.
+with ``--config`` sweeps that config instead of the paper's; ``--floor`` adds each config
+file's step-0 model. Every other ``--config.<field>=<value>`` goes to every run. ``tune``
+chooses one loss's hyperparameters on the validation classes (``tune.py``).
 Runs live in ``<workdir>/<cell>/seed_<seed>``; rerunning skips finished runs and resumes the
 others. Input errors print ``error: ...`` and exit with status 2 (see docs/studies.md).
 """
