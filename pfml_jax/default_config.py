@@ -48,6 +48,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.cache_size = 512
   config.data.crop_scale = (0.08, 1.0)  # RandomResizedCrop area range [torchvision default]
   config.data.crop_ratio = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range
+  # Mirror half of the training crops horizontally [the field's recipes (Proxy Anchor, HIST
+  # reference code) flip photos]. Turn it off for glyph sets: a mirrored glyph is another
+  # character (b/d, p/q); see docs/data.md.
+  config.data.flip = True
   config.data.label_noise = 0.0  # probability of replacing a training label [paper noise study: 0.2]
   config.data.skip_corrupt = False  # True: skip unreadable images (counted in the log)
 

@@ -62,8 +62,13 @@ def crop_variates(seed: int, step: int, batch_size: int) -> CropVariates:
 
 
 def crop_boxes(variates: CropVariates, heights: np.ndarray, widths: np.ndarray,
-               scale: tuple[float, float], ratio: tuple[float, float]) -> CropBoxes:
-  """RandomResizedCrop boxes for images of the given original sizes (vectorised)."""
+               scale: tuple[float, float], ratio: tuple[float, float],
+               flip: bool = True) -> CropBoxes:
+  """RandomResizedCrop boxes for images of the given original sizes (vectorised).
+
+  ``flip=False`` mirrors no crop; the flip numbers are drawn either way, so the boxes (and,
+  with ``flip=True``, the flips) of a (seed, step) never depend on the switch.
+  """
   heights = np.asarray(heights, np.int64)[:, None]
   widths = np.asarray(widths, np.int64)[:, None]
   area = heights * widths * (scale[0] + (scale[1] - scale[0]) * variates.area)
@@ -86,7 +91,7 @@ def crop_boxes(variates: CropVariates, heights: np.ndarray, widths: np.ndarray,
   h, w = np.where(found, h, fallback_h), np.where(found, w, fallback_w)
   top = np.where(found, top, (fh - fallback_h) // 2)
   left = np.where(found, left, (fw - fallback_w) // 2)
-  return CropBoxes(top, left, h, w, variates.flip < 0.5)
+  return CropBoxes(top, left, h, w, (variates.flip < 0.5) & flip)
 
 
 def crop_resize_flip(image: Image.Image, top: int, left: int, height: int, width: int,

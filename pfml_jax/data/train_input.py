@@ -61,6 +61,7 @@ class BatchPlan:
   ratio: tuple[float, float]
   interpolation: str
   rows: tuple[int, int]  # this process's rows of the global batch
+  flip: bool = True  # mirror half of the crops horizontally
 
   def indices_and_variates(self, step: int) -> tuple[np.ndarray, CropVariates]:
     """This process's image indices and crop random numbers at ``step``."""
@@ -88,7 +89,8 @@ class DecodeAndCrop:
     indices, variates = self.plan.indices_and_variates(step)
     decoded = [self.images.image(int(i)) for i in indices]
     boxes = crop_boxes(variates, np.array([d.size[1] for d in decoded]),
-                       np.array([d.size[0] for d in decoded]), self.plan.scale, self.plan.ratio)
+                       np.array([d.size[0] for d in decoded]), self.plan.scale, self.plan.ratio,
+                       self.plan.flip)
     pixels = np.stack([
         crop_resize_flip(image, boxes.top[j], boxes.left[j], boxes.height[j], boxes.width[j],
                          boxes.flip[j], self.plan.image_size, self.plan.interpolation)
@@ -134,7 +136,8 @@ class CachedTrainInput:
     """The host batch: image rows, crop boxes, flips, cached sizes and labels."""
     indices, variates = self.plan.indices_and_variates(step)
     heights, widths = self.cache.heights[indices], self.cache.widths[indices]
-    boxes = crop_boxes(variates, heights, widths, self.plan.scale, self.plan.ratio)
+    boxes = crop_boxes(variates, heights, widths, self.plan.scale, self.plan.ratio,
+                       self.plan.flip)
     sizes = np.stack([self.cache.cached_heights[indices], self.cache.cached_widths[indices]],
                      axis=1).astype(np.int32)
     return {"indices": indices.astype(np.int32), "boxes": boxes.normalized(heights, widths),
@@ -172,7 +175,7 @@ class TrainInput(Protocol):
 
 def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
                      image_size: int, scale: tuple[float, float] = (0.08, 1.0),
-                     ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                     ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True,
                      interpolation: str = "bilinear", mode: str = "grain", seed: int = 0,
                      sampler: str = "class_balanced",
                      process_index: int = 0, process_count: int = 1, start_step: int = 0,
@@ -187,6 +190,7 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
     classes_per_batch: P.
     image_size: output side S of the crops.
     scale, ratio: RandomResizedCrop area-fraction and aspect-ratio ranges.
+    flip: mirror half of the crops horizontally (False: none).
     interpolation: "bilinear" or "bicubic".
     mode: "grain" (decode in workers) or "cached" (decode once, crop on the accelerator).
     seed: fixes batches, crops and flips (with the step).
@@ -211,8 +215,8 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
   sampler = make_sampler(sampler, split.labels, batch_size=batch_size,
                          classes_per_batch=classes_per_batch, seed=seed)
   plan = BatchPlan(sampler, np.asarray(split.labels), seed, image_size, scale, ratio,
-                   interpolation, (process_index * local,
-                                                 (process_index + 1) * local))
+                   interpolation, (process_index * local, (process_index + 1) * local),
+                   bool(flip))
   if mode == "grain":
     return StreamedTrainInput(plan, split.images, start_step, workers, threads)
   # The one-time decode uses the whole decoding budget, workers x threads, as threads.

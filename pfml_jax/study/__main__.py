@@ -7,10 +7,14 @@
         --seeds=0,1,2 --workdir=studies/demo_alpha --config.steps=300
     python -m pfml_jax.study emit label_noise --emit=slurm --workdir=/shared/noise
     python -m pfml_jax.study aggregate --workdir=studies/table1
+    python -m pfml_jax.study tune --config=configs/small/scratch.py --loss=proxy_anchor \
+        --trials=30 --workdir=studies/tune_pa --config.eval.protocol=validated --parallel=2
 
 A study is a shipped name (``list``) or ``--config=FILE[:RECIPE]`` with one or more
-``--sweep=FIELD=V1,V2,...`` (their full grid); an ablation's name with ``--config`` sweeps that
-config instead of the paper's. Every other ``--config.<field>=<value>`` goes to every run.
+``--sweep=FIELD=V1,V2,...`` (their full grid), or without any (one cell); an ablation's name
+with ``--config`` sweeps that config instead of the paper's; ``--floor`` adds each config
+file's step-0 model. Every other ``--config.<field>=<value>`` goes to every run. ``tune``
+chooses one loss's hyperparameters on the validation classes (``tune.py``).
 Runs live in ``<workdir>/<cell>/seed_<seed>``; rerunning skips finished runs and resumes the
 others. Input errors print ``error: ...`` and exit with status 2 (see docs/studies.md).
 """
@@ -27,11 +31,12 @@ from pfml_jax.study import emit as emit_lib
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.aggregate import aggregate
 from pfml_jax.study.commands import Site
-from pfml_jax.study.grid import Study, parse_value, sweep_study
+from pfml_jax.study.grid import Cell, Study, parse_value, sweep_study, with_floor
 from pfml_jax.study.plots import sweep_plot
 from pfml_jax.study.runner import REPO, run_study
 from pfml_jax.study.studies import STUDIES, named_study
 from pfml_jax.study.tables import write_tables
+from pfml_jax.study.tune import CHOSEN, TRIALS, TuneSpec, tune
 from pfml_jax.user_errors import UserInputError
 
 _OVERRIDE = re.compile(r"--config\.[A-Za-z_][\w.]*=")
@@ -61,6 +66,11 @@ def _config_path(config: str) -> str:
 
 
 def _study(args) -> Study:
+  study = _defined_study(args)
+  return with_floor(study) if args.floor else study
+
+
+def _defined_study(args) -> Study:
   seeds = _integers(args.seeds, "--seeds") if args.seeds else None
   config = _config_path(args.config) if args.config else None
   if args.name_or_spec:
@@ -71,10 +81,13 @@ def _study(args) -> Study:
   if config and args.sweep:
     name = args.name or f"{Path(config.partition(':')[0]).stem}_sweep"
     return sweep_study(name, [config], [_sweep(s) for s in args.sweep], seeds or [0])
+  if config:
+    name = args.name or Path(config.partition(":")[0]).stem
+    return Study(name, (Cell(config),), tuple(seeds or [0]), f"{name}: {config}")
   if args.command == "aggregate" and not (config or args.sweep):
     return manifest_lib.study_from_manifest(args.workdir)
-  raise UserInputError(f"name a study ({', '.join(STUDIES)}) or give --config=FILE and "
-                       "--sweep=FIELD=V1,V2,...")
+  raise UserInputError(f"name a study ({', '.join(STUDIES)}) or give --config=FILE (and "
+                       "--sweep=FIELD=V1,V2,... for a grid).")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="FIELD=V1,V2,...; repeat for a grid (every combination)")
   study.add_argument("--seeds", help="comma-separated seeds (default: the study's; 0 for --sweep)")
   study.add_argument("--name", help="the name of a --sweep study (default <config>_sweep)")
+  study.add_argument("--floor", action="store_true",
+                     help="add the step-0 model (untrained) of each config file as a cell")
   site = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
   site.add_argument("--data-root", default="",
                     help="paper configs: the folder of CUB_200_2011/, cars196/, "
@@ -116,6 +131,15 @@ def _parser() -> argparse.ArgumentParser:
                                 help="mean ± sd tables (and the ablation plot) of the runs")
   summary.add_argument("--out", help="folder for the tables (default <workdir>/aggregate)")
   summary.add_argument("--metric", default="recall@1", help="the plot's metric")
+  search = commands.add_parser("tune", parents=[site], allow_abbrev=False,
+                               help="choose a loss's hyperparameters on validation classes")
+  search.add_argument("--workdir", required=True, help="the search's folder (one per search)")
+  search.add_argument("--config", required=True, help="FILE[:RECIPE]: the shared setup")
+  search.add_argument("--loss", required=True, help="the loss to tune")
+  search.add_argument("--trials", type=int, required=True, help="the budget: trials in all")
+  search.add_argument("--parallel", type=int, default=1, help="trials at a time on this machine")
+  search.add_argument("--sampler-seed", type=int, default=0, help="seeds the TPE sampler")
+  search.add_argument("--seed", type=int, default=0, help="config.seed of every trial")
   return parser
 
 
@@ -134,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name:12s} {len(study.cells):3d} cells x {len(study.seeds)} seeds  "
               f"{study.description}")
       return 0
+    if args.command == "tune":
+      return _tune(args, Site(args.data_root, args.weights_dir, tuple(unknown)))
     study = _study(args)
     if args.command == "aggregate":
       if unknown:
@@ -173,6 +199,22 @@ def _emit(study: Study, site: Site, args, argv: Sequence[str]) -> int:
   path = emit_lib.write_text(args.out or f"{study.name}.sbatch", text,
                              executable=args.emit == "slurm")
   print(f"wrote {path} ({len(study.runs())} runs)")
+  return 0
+
+
+def _tune(args, site: Site) -> int:
+  spec = TuneSpec(args.loss, _config_path(args.config), args.trials, args.sampler_seed,
+                  args.seed)
+  chosen = tune(spec, args.workdir, site, parallel=args.parallel)
+  if chosen is None:
+    print(f"tune {args.loss}: no chosen setting: a trial was stopped (rerun the same command "
+          f"to go on) or every trial failed (see {Path(args.workdir).resolve() / TRIALS} and "
+          "the trials' study_run.log).")
+    return 1
+  print(f"tune {args.loss}: trial {chosen['trial']} of {chosen['trials']} is best, validation "
+        f"{chosen['metric']} {chosen['value']:.2f} ({chosen['failed']} failed); wrote "
+        f"{Path(args.workdir).resolve() / CHOSEN}\nrun it with 5 seeds:\n"
+        f"{chosen['command']}")
   return 0
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.commands import paper_setting
-from pfml_jax.study.grid import Cell, Study
+from pfml_jax.study.grid import FLOOR, Cell, Study, is_floor
 from pfml_jax.study.runner import SUMMARY, has_checkpoints
 from pfml_jax.user_errors import UserInputError
 
@@ -28,7 +28,8 @@ BACKBONE_NAMES = {"resnet50": "ResNet-50", "bninception": "BN-Inception", "vit":
 METHOD_NAMES = {"pfml": "PFML", "pfml_main_text": "PFML (main-text rates)",
                 "proxy_anchor": "Proxy Anchor", "proxy_nca": "ProxyNCA",
                 "multi_similarity": "Multi-Similarity", "triplet": "Triplet",
-                "normalized_softmax": "Normalized Softmax", "hist": "HIST"}
+                "normalized_softmax": "Normalized Softmax", "hist": "HIST",
+                FLOOR: "Step 0 (floor)"}
 
 
 def run_results(summary: dict[str, Any]) -> tuple[str, dict[str, dict[str, float]]]:
@@ -56,7 +57,7 @@ def cell_labels(cell: Cell) -> dict[str, Any]:
   method = dict(cell.values).get("method") or cell.recipe or "pfml"
   return {"group": DATASET_NAMES[setting[0]] if setting else cell.stem,
           "backbone": BACKBONE_NAMES[setting[1]] if setting else "",
-          "method": METHOD_NAMES.get(method, method),
+          "method": METHOD_NAMES.get(method, method), "floor": is_floor(cell),
           "values": dict(cell.values)}
 
 

@@ -155,3 +155,28 @@ def sweep_study(name: str, configs: Sequence[str], sweeps: Sequence[tuple[str, S
                         tuple(zip(labels, combination))))
   sweep = labels[0] if len(sweeps) == 1 else ""
   return Study(name, tuple(cells), tuple(seeds), f"{name}: {', '.join(configs)}", sweep)
+
+
+# The step-0 floor of a table [issue 20: every table shows the untrained model; a cell below
+# it failed training]. pfml_jax.main has no zero-step run, so the floor trains one step at
+# zero backbone and head rates (AdamW's update and decay both scale with the rate: exactly
+# zero) with BatchNorm statistics frozen: the embedding model stays as initialised (random, or
+# pretrained with a fresh head) and goes through the same evaluation [our choice].
+FLOOR = "floor"
+FLOOR_OVERRIDES: tuple[tuple[str, Value], ...] = (
+    ("steps", 1), ("optim.backbone_lr_mult", 0.0), ("optim.head_lr_mult", 0.0),
+    ("model.frozen_bn", True))
+
+
+def is_floor(cell: Cell) -> bool:
+  return dict(cell.values).get("method") == FLOOR
+
+
+def with_floor(study: Study) -> Study:
+  """``study`` with a step-0 cell first for each of its config files (the file's own recipe;
+  the cells' overrides do not apply, the site's ``--config.*`` flags do)."""
+  files = dict.fromkeys(cell.config_file for cell in study.cells if not is_floor(cell))
+  floors = tuple(Cell(file, FLOOR_OVERRIDES, (("method", FLOOR),)) for file in files)
+  return dataclasses.replace(study, cells=floors + tuple(c for c in study.cells
+                                                         if not is_floor(c)))
+

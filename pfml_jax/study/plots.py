@@ -23,7 +23,8 @@ def sweep_plot(result: dict[str, Any], out_dir: str | Path,
   """``<out_dir>/<study>_<metric>.png``, or None when the study sweeps nothing.
 
   One line per result (final, best) and per column group and other row labels when there are
-  several; cells without finished runs leave a gap; the paper's points are crosses.
+  several; cells without finished runs leave a gap; the paper's points are crosses; a step-0
+  cell (``grid.with_floor``) is a dotted horizontal line.
   """
   sweep = result["sweep"]
   cells = [c for c in result["cells"] if sweep in c["values"]]
@@ -33,7 +34,8 @@ def sweep_plot(result: dict[str, Any], out_dir: str | Path,
   numeric = _numeric(xs_all)
   position = {x: (x if numeric else i) for i, x in enumerate(xs_all)}
   # "best" drawn a little to the right, so that equal final and best bars both show.
-  span = (max(position.values()) - min(position.values())) or 1
+  span = (max(position.values()) - min(position.values())) or (
+      max(abs(x) for x in position.values()) or 1)  # one value: dodge by a share of it
   dodge = {"final": 0.0, "best": 0.012 * span}
   series = list(dict.fromkeys(_series(c, sweep) for c in cells))
   figure, axes = plt.subplots(figsize=(6.4, 4.2))
@@ -53,6 +55,12 @@ def sweep_plot(result: dict[str, Any], out_dir: str | Path,
     if paper:
       axes.plot([x for x, _ in paper], [y for _, y in paper], "kx", markersize=9,
                 label=prefix + "paper")
+  for floor in (c for c in result["cells"] if c.get("floor")):
+    stat = floor["final"].get(metric)
+    if stat and stat["n"]:  # the untrained model: a line, as it has no swept value
+      axes.axhline(stat["mean"], color="0.4", linestyle=":",
+                   label=f"{floor['group']}: step 0 (floor)" if len(series) > 1 else
+                   "step 0 (floor)")
   axes.set_xticks(list(position.values()), [str(x) for x in xs_all])
   axes.set_xlabel(sweep)
   axes.set_ylabel(f"{metric.replace('recall@', 'Recall@')} (%)")

@@ -20,6 +20,7 @@ _TITLES = {"final": "Final (last step)",
            "best": "Best over training",
            "validation": "Validation classes, at the checkpoint chosen on them (choose "
                          "hyperparameters by this table, never by the test tables)"}
+FAILED = " failed training"
 _BEST_NOTES = {"paper": "checkpoint chosen on test, as the field reports it: optimistic",
                "validated": "checkpoint chosen on the validation classes"}
 
@@ -51,6 +52,7 @@ def markdown(result: dict[str, Any]) -> str:
   head = ["backbone", "method", *value_labels] + [
       f"{g} R@{k}" if i == 0 else f"R@{k}" for g in groups for i, k in enumerate(ks[g])]
   protocols = sorted({p for c in cells for p in c["protocol"].split("/") if p})
+  floors = {c["group"]: c for c in cells if c.get("floor")}
   lines = [f"# {result['description'] or result['study']}", "",
            f"Study `{result['study']}`, seeds {result['seeds']}; Recall@K in %, ours as mean ± "
            "sample sd (n runs), the paper's value on the row below.", ""]
@@ -64,7 +66,8 @@ def markdown(result: dict[str, Any]) -> str:
               "|" + "---|" * len(head)]
     for row in rows:
       by_group = {c["group"]: c for c in cells if _row_key(c, value_labels) == row}
-      ours = [_ours(by_group[g][name].get(f"recall@{k}"), by_group[g]["n_expected"])
+      ours = [_ours(by_group[g][name].get(f"recall@{k}"), by_group[g]["n_expected"]) +
+              (FAILED if _below_floor(by_group[g], floors.get(g), name, f"recall@{k}") else "")
               if g in by_group else "" for g in groups for k in ks[g]]
       lines.append("| " + " | ".join([*row, *ours]) + " |")
       paper = [_paper(by_group.get(g), k) for g in groups for k in ks[g]]
@@ -73,11 +76,23 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append("")
   absent = [f"- `{c['cell']}/{seed}`: {status}" for c in cells
             for seed, status in c["runs"].items() if status != "finished"]
+  if floors:
+    lines += [f"The step-0 row is the untrained model (a floor);{FAILED} marks a mean below "
+              "it at that K and in that table: that training failed, it is not a result.", ""]
   if result["notes"]:
     lines += [*result["notes"], ""]
   if absent:
     lines += ["Runs without a summary (not in the statistics):", "", *absent, ""]
   return "\n".join(lines)
+
+
+def _below_floor(cell: dict[str, Any], floor: dict[str, Any] | None, result: str,
+                 metric: str) -> bool:
+  """Whether ``cell``'s mean is below its group's step-0 floor (``result``, ``metric``)."""
+  if floor is None or cell is floor:
+    return False
+  ours, lowest = cell[result].get(metric), floor[result].get(metric)
+  return bool(ours and lowest and ours["n"] and lowest["n"] and ours["mean"] < lowest["mean"])
 
 
 def _row_key(cell: dict[str, Any], value_labels: list[str]) -> tuple[str, ...]:

@@ -201,7 +201,7 @@ def open_train_input(setup: TrainSetup, start_step: int) -> data_lib.TrainInput:
       setup.train, batch_size=setup.length.batch_size,
       classes_per_batch=config.data.classes_per_batch, image_size=setup.embedder.image_size,
       scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
-      interpolation=setup.embedder.transform.interpolation, mode=config.data.input_mode,
+      flip=config.data.flip, interpolation=setup.embedder.transform.interpolation, mode=config.data.input_mode,
       seed=config.seed, start_step=start_step, sampler=config.data.sampler,
       process_index=jax.process_index(), process_count=jax.process_count(),
       workers=config.data.workers, cache_size=config.data.cache_size or None,

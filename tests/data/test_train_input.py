@@ -11,6 +11,9 @@ from PIL import Image
 from pfml_jax.data import (augment_on_device, build_image_cache, make_train_input,
                            place_cache, read_split)
 from pfml_jax.data.crops import crop_boxes, crop_variates
+from pfml_jax.training.setup import build, open_train_input
+from tests.colour_images import write_colour_classes
+from tests.training.test_trainer import tiny_config
 
 # Original sizes (width, height) of the coordinate images: portrait, landscape, square, and
 # one far outside the aspect range, which exercises the centre-crop fallback.
@@ -312,3 +315,31 @@ def test_a_valid_cache_file_is_reused_without_decoding(coordinate_split, tmp_pat
   again = build_image_cache(coordinate_split, 48, "bilinear", str(tmp_path))
   assert again.path == first.path
   np.testing.assert_array_equal(again.images, expected)
+
+
+@pytest.mark.parametrize("mode", ["grain", "cached"])
+def test_flip_off_mirrors_no_crop_and_on_mirrors_some(coordinate_split, mode, tmp_path):
+  """data.flip through both real input paths: the coordinate images are asymmetric (R grows
+  left to right), so a mirrored crop shows as a falling R slope."""
+  kwargs = dict(batch_size=32, classes_per_batch=8, image_size=OUT, scale=(0.2, 1.0),
+                seed=5, threads=2, mode=mode, cache_size=64, cache_dir=str(tmp_path))
+  mirrored = {}
+  for flip in (False, True):
+    images, batches = _collect(make_train_input(coordinate_split, flip=flip, **kwargs), 3)
+    mirrored[flip] = recover_boxes(images)[:, 4].astype(bool)
+    if mode == "cached":
+      np.testing.assert_array_equal(np.concatenate([b["flips"] for b in batches]),
+                                    mirrored[flip])
+  assert not mirrored[False].any()
+  assert 0.25 < mirrored[True].mean() < 0.75  # Binomial(96, 1/2): ~6 sd either side
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_config_data_flip_reaches_the_training_input(tmp_path, flip):
+  """The run's set-up hands config.data.flip to the training input it opens."""
+  root = tmp_path / "images"
+  root.mkdir()
+  config = tiny_config(write_colour_classes(root), **{"data.flip": flip,
+                                                      "data.input_mode": "grain"})
+  train_input = open_train_input(build(config), start_step=0)
+  assert train_input.plan.flip is flip

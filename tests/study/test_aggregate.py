@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from pfml_jax.study.aggregate import aggregate, cell_labels, describe, run_results
-from pfml_jax.study.grid import Cell, sweep_study
+from pfml_jax.study.grid import Cell, is_floor, sweep_study, with_floor
 from pfml_jax.study.tables import markdown
 
 
@@ -67,3 +67,30 @@ def test_a_cell_named_by_its_method_value_shows_that_method():
   assert cell_labels(pa)["method"] == "Proxy Anchor"
   assert cell_labels(Cell("configs/demo.py"))["method"] == "PFML"
   assert cell_labels(Cell("configs/small/scratch.py:triplet"))["method"] == "Triplet"
+
+
+def test_floor_row_and_cells_below_it_are_marked(tmp_path):
+  """A step-0 cell leads its group; a mean below it is marked failed training, one above is
+  not, in each table by its own result."""
+  study = with_floor(sweep_study("f", ["configs/demo.py"], [("loss.pfml.alpha", [2, 3])],
+                                 seeds=[0, 1]))
+  floor, low, high = study.cells
+  assert is_floor(floor) and dict(floor.overrides)["steps"] == 1
+  assert with_floor(study) == study  # adding the floor again changes nothing
+  selected = {floor.name: (0.30, 0.34), low.name: (0.20, 0.25), high.name: (0.50, 0.60)}
+  for cell, values in selected.items():
+    for seed, value in enumerate(values):
+      path = tmp_path / cell / f"seed_{seed}" / "eval" / "summary.json"
+      path.parent.mkdir(parents=True)
+      path.write_text(json.dumps(validated_summary(value, final=0.32)))
+  result = aggregate(study, tmp_path)
+  assert [c["method"] for c in result["cells"]][0] == "Step 0 (floor)"
+  text = markdown(result)
+  best = text.split("## Best over training")[1].split("##")[0]
+  rows = {line.split("|")[3].strip(): line for line in best.splitlines() if "| demo R@1" not in
+          line and line.startswith("| ") and "---" not in line}
+  assert "failed training" in rows["2"] and "failed training" not in rows["3"]
+  assert "failed training" not in rows[""]  # the floor row itself
+  final = text.split("## Final (last step)")[1].split("##")[0]
+  assert "failed training" not in final  # every final mean equals the floor's there
+  assert "The step-0 row is the untrained model" in text

@@ -4,69 +4,25 @@ the aggregate equals an independent numpy computation over the runs' summaries."
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.study.tiny_study import study_cli, write_tiny_setup
+
 SEEDS = (0, 1)
 GOOD = ("tiny-alpha_2", "tiny-alpha_4")
 FAILING = "tiny-alpha_-1"  # alpha must be > 0: the run stops at config validation
 PARTIAL = f"{GOOD[1]}/seed_1"
-
-TINY_CONFIG = '''
-from pfml_jax import default_config
-
-
-def get_config():
-  config = default_config.get_config()
-  config.data.name = "image_folder"
-  config.data.root = {root!r}
-  config.data.classes_per_batch = 4
-  config.data.images_per_class = 2
-  config.data.workers = 0
-  config.model.backbone = "vit_tiny"
-  config.model.embedding_dim = 8
-  config.model.dtype = "float32"
-  config.model.frozen_bn = False
-  config.loss.pfml.proxies_per_class = 1
-  config.optim.warmup_epochs = 0
-  config.steps = 2
-  config.eval.batch_size = 32
-  config.eval.backend = "jax"
-  config.checkpoint.every_steps = 1
-  config.log_every_steps = 1
-  config.mesh.data = 1
-  return config
-'''
-
-
-def study_cli(*args):
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO),
-             XLA_FLAGS="--xla_backend_optimization_level=0")  # one CPU device per run
-  return subprocess.run([sys.executable, "-m", "pfml_jax.study", *args], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
   """Runs the study, makes one run partial, reruns it; returns what each step left."""
   base = tmp_path_factory.mktemp("study")
-  rng = np.random.default_rng(0)
-  for c in range(12):  # 12 noisy colour classes x 5 images: 6 train, 6 test classes
-    (base / "images" / f"class_{c:02d}").mkdir(parents=True)
-    colour = rng.integers(0, 256, 3)
-    for i in range(5):
-      pixels = np.clip(colour + rng.normal(0, 110, (32, 32, 3)), 0, 255).astype(np.uint8)
-      Image.fromarray(pixels).save(base / "images" / f"class_{c:02d}" / f"{i}.png")
-  config = base / "tiny.py"
-  config.write_text(TINY_CONFIG.format(root=str(base / "images")))
+  config = write_tiny_setup(base)  # 12 classes: 6 train, 6 test
   workdir = base / "runs"
   spec = [f"--config={config}", "--sweep=loss.pfml.alpha=-1,2,4", "--seeds=0,1",
           f"--workdir={workdir}"]
