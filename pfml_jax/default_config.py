@@ -49,7 +49,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.crop_scale = (0.08, 1.0)  # RandomResizedCrop area range [torchvision default]
   config.data.crop_ratio = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range
   config.data.label_noise = 0.0  # probability of replacing a training label [paper noise study: 0.2]
-  config.data.skip_corrupt = False  # True: skip unreadable images (counted in the log)
+  # True: leave out every image that does not decode (a full decoding pass at start; counted
+  # in the log). Our choice: False, a damaged dataset should be noticed.
+  config.data.skip_corrupt = False
 
   config.model = ml_collections.ConfigDict()
   config.model.backbone = "resnet50"  # resnet50 | bninception | vit_s16 | vit_b16 | dino_vits16

@@ -2,8 +2,12 @@
 cheaper XLA back-end optimisation level (tests run tiny programs: compile time dominates)."""
 
 import os
+import tempfile
 
 # Must be set before JAX initialises its backends (i.e. before any test imports jax).
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 "
                       "--xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Image caches (data/image_cache.py) of the tests' runs, subprocesses included, go to a fresh
+# folder of this session, not to the user's cache folder.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="pfml_jax_test_cache_")
