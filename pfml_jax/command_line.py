@@ -222,26 +222,28 @@ class _TracebacksToLog(io.TextIOBase):
   writes to the log file."""
 
   _STARTS = ("Traceback (most recent call last):", "During handling of the above exception",
-             "The above exception was the direct cause")
+             "The above exception was the direct cause", "Exception in thread",
+             "Exception ignored in")
 
   def __init__(self, terminal, log_file: python_logging.StreamHandler | None):
     super().__init__()
     self._terminal, self._log_file = terminal, log_file
-    self._diverting, self._partial = False, ""
+    self._diverting, self._line = False, ""
 
   def write(self, text: str) -> int:
-    if not self._diverting and not text.startswith(self._STARTS):
-      return self._terminal.write(text)
-    self._diverting = True
-    self._partial += text
-    *lines, self._partial = self._partial.split("\n")
-    for line in lines:
+    for piece in text.splitlines(keepends=True):
+      if not self._diverting and not piece.startswith(self._STARTS):
+        self._terminal.write(piece)
+        continue
+      self._diverting = True
+      self._line += piece
+      if not piece.endswith("\n"):
+        continue
+      line, self._line = self._line, ""
       if self._log_file is not None:
-        self._log_file.stream.write(line + "\n")
-      if line and not line[0].isspace() and not line.startswith(self._STARTS):
+        self._log_file.stream.write(line)
+      if line.strip() and not line[0].isspace() and not line.startswith(self._STARTS):
         self._diverting = False  # the exception's own line ends the traceback
-        rest, self._partial = self._partial, ""
-        return len(text) if not rest else self.write(rest) or len(text)
     return len(text)
 
   def flush(self) -> None:

@@ -100,7 +100,7 @@ def _train(config, local: bool) -> None:
   with lock:
     report = trainer.train_and_evaluate(config, FLAGS.workdir,
                                         allow_input_change=FLAGS.allow_input_change)
-  if report.get("preempted"):
+  if report.get("preempted") and jax.process_index() == 0:
     command = shlex.join([sys.executable.rpartition("/")[2], "-m", "pfml_jax.main",
                           *sys.argv[1:]])
     print(f"Stopped at step {report['step']}; the checkpoint is saved. Resume with:\n  "

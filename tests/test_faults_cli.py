@@ -181,18 +181,12 @@ def test_export_into_a_read_only_folder(interrupted_run, tmp_path):
 
 
 @contextlib.contextmanager
-def read_only_folder(path: Path):
-  """An existing folder nobody can write: permission bits, or (root ignores them) a
-  read-only tmpfs."""
+def tmpfs(path: Path, options: str):
+  """A tmpfs mounted at ``path`` with ``options`` (skips where mounting is not allowed)."""
   path.mkdir()
-  if os.geteuid() != 0:
-    path.chmod(0o555)
-    yield path
-    path.chmod(0o755)
-    return
-  if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)],
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
                     capture_output=True, check=False).returncode:
-    pytest.skip("root without mount: cannot make a read-only folder")
+    pytest.skip(f"cannot mount a tmpfs ({options}) here: needs root")
   try:
     yield path
   finally:
@@ -200,16 +194,24 @@ def read_only_folder(path: Path):
 
 
 @contextlib.contextmanager
-def small_disk(path: Path, size: str):
-  """A tmpfs of ``size`` at ``path`` (skips where mounting is not allowed)."""
+def read_only_folder(path: Path):
+  """An existing folder nobody can write: permission bits, or (root ignores them) a
+  read-only tmpfs."""
+  if os.geteuid() == 0:
+    with tmpfs(path, "ro,size=1m"):
+      yield path
+    return
   path.mkdir()
-  if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                    capture_output=True, check=False).returncode:
-    pytest.skip("cannot mount a small tmpfs here (needs root)")
+  path.chmod(0o555)
   try:
     yield path
   finally:
-    subprocess.run(["umount", str(path)], check=False)
+    path.chmod(0o755)
+
+
+def small_disk(path: Path, size: str):
+  """A tmpfs of ``size`` at ``path``."""
+  return tmpfs(path, f"size={size}")
 
 
 def test_disk_full_during_a_save_is_the_last_line(config_file, tmp_path):

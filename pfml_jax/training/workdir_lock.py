@@ -54,7 +54,8 @@ def _read_holder(path: Path) -> dict | None:
 
 def _is_stale(holder: dict) -> bool:
   if holder.get("host") == socket.gethostname():
-    return not _alive(int(holder.get("pid", -1)))
+    pid = int(holder.get("pid", -1))
+    return pid == os.getpid() or not _alive(pid)  # our own pid: a previous life's lock
   return time.time() - holder["heartbeat"] > STALE_SECONDS
 
 
