@@ -152,6 +152,29 @@ def test_ctrl_c_saves_and_prints_the_resume_command(interrupted_run):
   assert f"python -m pfml_jax.main --config=" in output and f"--workdir={workdir}" in output
 
 
+SECOND_CTRL_C = """
+import os, signal, time
+from pfml_jax.training import preemption
+preemption.install_stop_handlers()
+loop = preemption.Preemption()  # what the training loop holds
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(0.2)
+print("requested:", loop.requested, loop.agreed(), flush=True)
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(30)
+print("still running", flush=True)
+"""
+
+
+def test_second_ctrl_c_exits_at_once():
+  """The first Ctrl-C in a loop asks it to save; the second exits at once, status 130."""
+  result = subprocess.run([sys.executable, "-c", SECOND_CTRL_C], env=environment(), cwd=REPO,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+  assert result.returncode == 130, result.stderr
+  assert result.stdout == "requested: SIGINT True\n"
+  assert result.stderr.strip().splitlines()[-1].startswith("SIGINT: exiting at once")
+
+
 def test_ctrl_c_during_compilation_exits_at_once(config_file, tmp_path):
   """The set-up is written, the train step compiles: one line, status 130, no segfault; the
   lock left by the immediate exit is stale and taken over."""
@@ -225,6 +248,9 @@ def test_disk_full_during_a_save_is_the_last_line(config_file, tmp_path):
   assert result.returncode == 1, result.stderr[-3000:]
   error = one_error_line(result.stderr, 1)
   assert "no space left on the device" in error and "are intact" in error
+  shown = [line for line in result.stderr.replace("\r", "\n").splitlines()
+           if line.strip() and not line.startswith(("train:", "embedding:"))]
+  assert len(shown) <= 15, result.stderr  # a library's records: one line each, no flood
   assert len(kept) >= 1 and all(name.isdigit() for name in kept)
   assert "Traceback" in log
 

@@ -5,9 +5,9 @@ touches it every ``HEARTBEAT_SECONDS`` while it is held, and it is removed on an
 sees (an error, Ctrl-C, SIGTERM, the end). A lock left behind (kill -9, a crashed host) is
 stale, and taken over, when its holder is provably gone: on the same host when its pid is no
 longer alive; from another host (a shared filesystem) when its heartbeat is older than
-``STALE_SECONDS``. Two runs that find the same stale lock at the same instant can both take
-it over (the window is one rename); any other second run is refused with one line naming the
-holder.
+``STALE_SECONDS``; a lock file that stays unreadable for 0.1 s (empty after a full disk) is
+stale too. Two runs that find the same stale lock at the same instant can both take it over
+(the window is one rename); any other second run is refused with one line naming the holder.
 """
 
 import contextlib
