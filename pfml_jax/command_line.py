@@ -225,7 +225,7 @@ class _TracebacksToLog(io.TextIOBase):
              "The above exception was the direct cause", "Exception in thread",
              "Exception ignored in")
 
-  def __init__(self, terminal, log_file: python_logging.StreamHandler | None):
+  def __init__(self, terminal, log_file: python_logging.StreamHandler):
     super().__init__()
     self._terminal, self._log_file = terminal, log_file
     self._diverting, self._line = False, ""
@@ -240,7 +240,7 @@ class _TracebacksToLog(io.TextIOBase):
       if not piece.endswith("\n"):
         continue
       line, self._line = self._line, ""
-      if self._log_file is not None:
+      with self._log_file.lock:  # threads' records go to the same file
         self._log_file.stream.write(line)
       if line.strip() and not line[0].isspace() and not line.startswith(self._STARTS):
         self._diverting = False  # the exception's own line ends the traceback
@@ -248,8 +248,7 @@ class _TracebacksToLog(io.TextIOBase):
 
   def flush(self) -> None:
     self._terminal.flush()
-    if self._log_file is not None:
-      self._log_file.flush()
+    self._log_file.flush()
 
   def isatty(self) -> bool:
     return self._terminal.isatty()
@@ -261,7 +260,11 @@ class _TracebacksToLog(io.TextIOBase):
 @contextlib.contextmanager
 def library_tracebacks_to_log() -> Iterator[None]:
   """Tracebacks printed straight to stderr inside the block go to the log file (see
-  ``_TracebacksToLog``); an exception leaving the block keeps its traceback."""
+  ``_TracebacksToLog``); an exception leaving the block keeps its traceback. Without a log
+  file (a gs:// workdir) they stay on the terminal."""
+  if _log_file is None:
+    yield
+    return
   terminal = sys.stderr
   sys.stderr = _TracebacksToLog(terminal, _log_file)
   try:

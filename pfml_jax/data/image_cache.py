@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import socket
 
 import numpy as np
 
@@ -160,7 +161,7 @@ def _write(split: Split, path: str, side: int, interpolation: str, workers: int)
   file appears last."""
   logger.info("decoding %d images once into %s.npy", len(split), path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  temporary = f"{path}.{os.getpid()}.tmp"
+  temporary = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"  # hosts may share the folder
   images = np.lib.format.open_memmap(temporary + ".npy", mode="w+", dtype=np.uint8,
                                      shape=(len(split), side, side, 3))
   sizes = _fill(split, images, interpolation, workers)
