@@ -2,7 +2,9 @@
 
 Input errors (flags, config, data, weights, workdir) print one ``error: <what to fix>`` line
 and exit with status 2; a mistyped config field names the closest existing fields. INFO logs
-go to ``<workdir>/logs/``; the terminal shows warnings and errors unless asked for more.
+go to ``<workdir>/logs/``; the terminal shows warnings and errors unless asked for more, a
+library's records as one line each, and tracebacks (ours after an ``error:`` line, the ones
+libraries print themselves) only in the log file.
 """
 
 import contextlib
