@@ -19,6 +19,7 @@ demo set), and any split whose cache folder cannot be written, are cached in mem
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -162,11 +163,17 @@ def _write(split: Split, path: str, side: int, interpolation: str, workers: int)
   logger.info("decoding %d images once into %s.npy", len(split), path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   temporary = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"  # hosts may share the folder
-  images = np.lib.format.open_memmap(temporary + ".npy", mode="w+", dtype=np.uint8,
-                                     shape=(len(split), side, side, 3))
-  sizes = _fill(split, images, interpolation, workers)
-  images.flush()
-  del images
-  np.save(temporary + ".sizes.npy", sizes)
+  try:
+    images = np.lib.format.open_memmap(temporary + ".npy", mode="w+", dtype=np.uint8,
+                                       shape=(len(split), side, side, 3))
+    sizes = _fill(split, images, interpolation, workers)
+    images.flush()
+    del images
+    np.save(temporary + ".sizes.npy", sizes)
+  except BaseException:  # an image that does not decode, a full disk, Ctrl-C: no partial file
+    for suffix in (".npy", ".sizes.npy"):
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(temporary + suffix)
+    raise
   os.replace(temporary + ".sizes.npy", path + ".sizes.npy")
   os.replace(temporary + ".npy", path + ".npy")
