@@ -2,14 +2,20 @@
 
 Input errors (flags, config, data, weights, workdir) print one ``error: <what to fix>`` line
 and exit with status 2; a mistyped config field names the closest existing fields. INFO logs
-go to ``<workdir>/logs/``; the terminal shows warnings and errors unless asked for more.
+go to ``<workdir>/logs/``; the terminal shows warnings and errors unless asked for more, a
+library's records as one line each, and tracebacks (ours after an ``error:`` line, the ones
+libraries print themselves) only in the log file.
 """
 
+import contextlib
+import copy
 import difflib
+import io
 import logging as python_logging
 import re
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import jax
 from absl import flags, logging
@@ -20,12 +26,24 @@ from pfml_jax.user_errors import EXIT_STATUS, UserInputError
 FLAGS = flags.FLAGS
 
 _OVERRIDE = re.compile(r"--config\.([^=\s]+)")
+_log_file: python_logging.Handler | None = None  # set by log_to_workdir
+_PACKAGE = str(Path(__file__).resolve().parent)
 
 
-def fail(message: str) -> None:
-  """Prints ``error: message`` to stderr and exits with the input-error status."""
+def fail(message: str, status: int = EXIT_STATUS) -> None:
+  """Prints ``error: message`` to stderr and exits with ``status`` (default: input error)."""
   print(f"error: {message}", file=sys.stderr, flush=True)
-  sys.exit(EXIT_STATUS)
+  sys.exit(status)
+
+
+def log_traceback(error: BaseException) -> None:
+  """Writes ``error``'s traceback to the workdir's log file only (not to the terminal)."""
+  if _log_file is None:
+    return
+  record = python_logging.LogRecord("pfml_jax", python_logging.ERROR, __file__, 0,
+                                    "%s: %s", (type(error).__name__, error),
+                                    (type(error), error, error.__traceback__))
+  _log_file.handle(record)
 
 
 def _verbose_requested(argv) -> bool:
@@ -71,16 +89,34 @@ def _has_field(config, path: str) -> bool:
   return True
 
 
-def _unknown_override_message(argv) -> str | None:
-  """``config has no field ...; did you mean ...`` for the first override naming no field."""
+def _config_argument(argv) -> str | None:
+  """The value of the last --config flag in ``argv`` (file[:recipe]), or None."""
   paths = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
   if not paths:
     index = next((i for i, arg in enumerate(argv) if arg == "--config"), None)
     paths = argv[index + 1:index + 2] if index is not None else []
-  if not paths:
+  return paths[-1] if paths else None
+
+
+def missing_config_file_message(argv) -> str | None:
+  """``--config=PATH: no such file ...`` when the --config flag names no existing file."""
+  argument = _config_argument(argv)
+  if argument is None:
+    return None
+  path = Path(argument.split(":", 1)[0])
+  if path.is_file():
+    return None
+  return (f"--config={argument}: no such file {str(path)!r} (relative paths start at "
+          f"{Path.cwd()}); the shipped configs are in configs/.")
+
+
+def _unknown_override_message(argv) -> str | None:
+  """``config has no field ...; did you mean ...`` for the first override naming no field."""
+  argument = _config_argument(argv)
+  if argument is None:
     return None
   try:
-    config = FLAGS["config"].parser.parse(paths[-1])  # the config file, without overrides
+    config = FLAGS["config"].parser.parse(argument)  # the config file, without overrides
     config.keys()  # raises when the file could not be loaded
   except Exception:  # pylint: disable=broad-except
     return None  # the config file itself fails: not a mistyped override
@@ -118,8 +154,8 @@ def parse_flags(argv):
   except Exception as error:  # pylint: disable=broad-except
     if _verbose_requested(argv):
       raise
-    if isinstance(error, (AttributeError, KeyError)):
-      message = _unknown_override_message(argv)
+    if isinstance(error, (AttributeError, KeyError, OSError)):
+      message = missing_config_file_message(argv) or _unknown_override_message(argv)
       if message:
         fail(message)
       raise
@@ -131,12 +167,39 @@ def parse_flags(argv):
     raise  # the config file fails in a way that is no input error: a bug, with its traceback
 
 
+class _TerminalFormatter(logging.PythonFormatter):
+  """absl's format; a library's record (orbax's, jax's) shows its first line only, without
+  its traceback: the full record is in the log file."""
+
+  _cut = 200  # characters of a library record's line
+
+  def format(self, record: python_logging.LogRecord) -> str:
+    if record.pathname.startswith(_PACKAGE):
+      return super().format(record)
+    short = copy.copy(record)
+    short.exc_info = short.exc_text = short.stack_info = None
+    line = (record.getMessage().strip().splitlines() or [""])[0]
+    short.msg, short.args = line[:self._cut] + (" ..." if len(line) > self._cut else ""), None
+    return super().format(short)
+
+
 def quiet_terminal() -> None:
-  """The terminal shows WARNING and above, unless --verbose or absl's logging flags ask."""
+  """The terminal shows WARNING and above, a library's records as one line each (see
+  ``_TerminalFormatter``), unless --verbose or absl's logging flags ask for more."""
   asked = FLAGS.verbose or FLAGS["verbosity"].present or FLAGS.alsologtostderr or (
       FLAGS.logtostderr)
   if not asked:
-    logging.get_absl_handler().setLevel(python_logging.WARNING)
+    terminal = logging.get_absl_handler()
+    terminal.setLevel(python_logging.WARNING)
+    terminal.python_handler.setFormatter(_TerminalFormatter())
+
+
+class _LogFile(python_logging.FileHandler):
+  """The workdir's log file; a record it cannot write (a full disk) is dropped silently, not
+  reported with a traceback on the terminal (what is wrong reaches the terminal anyway)."""
+
+  def handleError(self, record: python_logging.LogRecord) -> None:
+    del record
 
 
 def log_to_workdir(workdir: str) -> None:
@@ -144,10 +207,69 @@ def log_to_workdir(workdir: str) -> None:
   try:
     folder = Path(workdir) / "logs"
     folder.mkdir(parents=True, exist_ok=True)
-    handler = python_logging.FileHandler(folder / f"main.process{jax.process_index()}.log")
+    handler = _LogFile(folder / f"main.process{jax.process_index()}.log")
   except OSError as error:
     raise UserInputError(f"--workdir={workdir}: cannot write logs there ({error}).") from error
+  global _log_file
   handler.setFormatter(logging.PythonFormatter())
   python_logging.getLogger().addHandler(handler)
+  _log_file = handler
   logging.info("process %d of %d: %s", jax.process_index(), jax.process_count(),
                " ".join(sys.argv))
+
+
+class _TracebacksToLog(io.TextIOBase):
+  """A stderr that passes text through, except tracebacks printed straight to it (by library
+  threads and C callbacks, e.g. asyncio's "Event loop is closed" after a failed save), which it
+  writes to the log file."""
+
+  _STARTS = ("Traceback (most recent call last):", "During handling of the above exception",
+             "The above exception was the direct cause", "Exception in thread",
+             "Exception ignored in")
+
+  def __init__(self, terminal, log_file: python_logging.StreamHandler):
+    super().__init__()
+    self._terminal, self._log_file = terminal, log_file
+    self._diverting, self._line = False, ""
+
+  def write(self, text: str) -> int:
+    for piece in text.splitlines(keepends=True):
+      if not self._diverting and not piece.startswith(self._STARTS):
+        self._terminal.write(piece)
+        continue
+      self._diverting = True
+      self._line += piece
+      if not piece.endswith("\n"):
+        continue
+      line, self._line = self._line, ""
+      with self._log_file.lock:  # threads' records go to the same file
+        self._log_file.stream.write(line)
+      if line.strip() and not line[0].isspace() and not line.startswith(self._STARTS):
+        self._diverting = False  # the exception's own line ends the traceback
+    return len(text)
+
+  def flush(self) -> None:
+    self._terminal.flush()
+    self._log_file.flush()
+
+  def isatty(self) -> bool:
+    return self._terminal.isatty()
+
+  def fileno(self) -> int:
+    return self._terminal.fileno()
+
+
+@contextlib.contextmanager
+def library_tracebacks_to_log() -> Iterator[None]:
+  """Tracebacks printed straight to stderr inside the block go to the log file (see
+  ``_TracebacksToLog``); an exception leaving the block keeps its traceback. Without a log
+  file (a gs:// workdir) they stay on the terminal."""
+  if _log_file is None:
+    yield
+    return
+  terminal = sys.stderr
+  sys.stderr = _TracebacksToLog(terminal, _log_file)
+  try:
+    yield
+  finally:
+    sys.stderr = terminal

@@ -53,7 +53,9 @@ def get_config() -> ml_collections.ConfigDict:
   # character (b/d, p/q); see docs/data.md.
   config.data.flip = True
   config.data.label_noise = 0.0  # probability of replacing a training label [paper noise study: 0.2]
-  config.data.skip_corrupt = False  # True: skip unreadable images (counted in the log)
+  # True: leave out every image that does not decode (a full decoding pass at start; counted
+  # in the log). Our choice: False, a damaged dataset should be noticed.
+  config.data.skip_corrupt = False
 
   config.model = ml_collections.ConfigDict()
   config.model.backbone = "resnet50"  # resnet50 | bninception | vit_s16 | vit_b16 | dino_vits16

@@ -8,16 +8,36 @@ checkpoint in ``--workdir``; ``--mode=eval`` restores one (``--checkpoint=best|l
 and evaluates it on the validation and test splits without training.
 
 An error in the input (flags, config, data, weights, workdir) prints ``error: <what to fix>``
-and exits with status 2; ``--verbose`` shows its traceback. INFO logs go to
-``<workdir>/logs/``; the terminal shows warnings and errors (all logs with ``--verbose``).
+and exits with status 2; a fault of the run itself (a diverged loss, a full disk) prints
+``error: <what happened and what to run>`` and exits with status 1. Their tracebacks go to the
+log file only (``--verbose`` shows them). INFO logs go to ``<workdir>/logs/``; the terminal
+shows warnings and errors (all logs with ``--verbose``).
+
+A training run holds ``<workdir>/run.lock`` (``training/workdir_lock.py``): a second training
+run on the same workdir is refused; ``--mode=eval`` reads checkpoints only and takes no lock.
+Ctrl-C or SIGTERM saves a checkpoint at the next step boundary and exits (status 130 after
+Ctrl-C, 0 after SIGTERM, which schedulers send to preempt) with the command that resumes;
+a second Ctrl-C exits at once (``training/preemption.py``). docs/faults.md lists every fault.
 """
 
+import contextlib
+import errno
+import shlex
+import sys
+
+import jax
 from absl import app, flags
 from ml_collections import config_flags
 
 from pfml_jax import command_line
-from pfml_jax.training import distributed, trainer
-from pfml_jax.user_errors import UserInputError
+from pfml_jax.training import distributed, preemption, trainer, workdir_lock
+from pfml_jax.training.checkpointing import CheckpointSaveError
+from pfml_jax.user_errors import EXIT_STATUS, UserInputError
+
+# Faults of the run, not of its input: one ``error:`` line too, with this status.
+RUN_FAULTS = (trainer.NonFiniteLossError, CheckpointSaveError)
+RUN_FAULT_STATUS = 1
+INTERRUPTED_STATUS = 130  # the shell's status for Ctrl-C: `a && b` stops after a
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).",
@@ -41,27 +61,62 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  preemption.install_stop_handlers()  # before anything compiles: Ctrl-C there exits cleanly
   try:
     try:
       config = FLAGS.config
       config.keys()  # config_flags defers the error of a config file it could not load
     except OSError as error:
-      raise UserInputError(f"--config: {error}") from error
+      message = command_line.missing_config_file_message(sys.argv)
+      raise UserInputError(message or f"--config: {error}") from error
     local = "://" not in FLAGS.workdir  # a gs:// workdir gets no log file: logs stay shown
     if local:
       command_line.quiet_terminal()
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     if local:
       command_line.log_to_workdir(FLAGS.workdir)
-    if FLAGS.mode == "train":
-      trainer.train_and_evaluate(config, FLAGS.workdir,
-                                 allow_input_change=FLAGS.allow_input_change)
-    else:
-      trainer.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
+    with command_line.library_tracebacks_to_log():
+      if FLAGS.mode == "train":
+        _train(config, local)
+      else:
+        trainer.evaluate_checkpoint(config, FLAGS.workdir, FLAGS.checkpoint)
   except UserInputError as error:
-    if FLAGS.verbose:
+    _fail(error, EXIT_STATUS)
+  except RUN_FAULTS as error:
+    _fail(error, RUN_FAULT_STATUS)
+  except OSError as error:
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
       raise
-    command_line.fail(str(error))
+    _fail(error, RUN_FAULT_STATUS, message=(
+        f"no space left on the disk of --workdir={FLAGS.workdir} ({error}). Free space or "
+        "point --workdir at a larger disk, then rerun the same command (it resumes from the "
+        "last checkpoint)."))
+
+
+def _train(config, local: bool) -> None:
+  """Trains under the workdir's lock (process 0 of a local workdir takes it)."""
+  lock = (workdir_lock.held(FLAGS.workdir) if local and jax.process_index() == 0
+          else contextlib.nullcontext())
+  with lock:
+    report = trainer.train_and_evaluate(config, FLAGS.workdir,
+                                        allow_input_change=FLAGS.allow_input_change)
+  if report.get("preempted") and jax.process_index() == 0:
+    command = shlex.join([sys.executable.rpartition("/")[2], "-m", "pfml_jax.main",
+                          *sys.argv[1:]])
+    print(f"Stopped at step {report['step']}; the checkpoint is saved. Resume with:\n  "
+          f"{command}", file=sys.stderr, flush=True)
+    if preemption.stopped_by() == "SIGINT":
+      sys.exit(INTERRUPTED_STATUS)
+
+
+def _fail(error: Exception, status: int, message: str | None = None) -> None:
+  """One ``error:`` line (``message``, default the error's) on the terminal, the traceback in
+  the log file (or on the terminal with --verbose)."""
+  if FLAGS.verbose:
+    raise error
+  command_line.log_traceback(error)
+  reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+  command_line.fail(message or reason, status)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Errors in what the user gave (config, data, weights, workdir), as opposed to bugs.
 
 ``python -m pfml_jax.main`` prints a ``UserInputError`` as one ``error: ...`` line (plus any
-lines the message lists) and exits with status 2; ``--verbose`` shows the traceback. Every
-other exception is a bug and keeps its traceback. The subclasses also derive from the built-in
+lines the message lists) and exits with status 2; ``--verbose`` shows the traceback. Faults of
+the run itself (``main.RUN_FAULTS``, a full disk) get one line too, with status 1. Every other
+exception is a bug and keeps its traceback. The subclasses also derive from the built-in
 type the code raised before (ValueError, FileNotFoundError), so callers catching those still
 catch them.
 """

@@ -8,18 +8,23 @@ The original and the cached (height, width) of each image are kept; the zero pad
 canvas is never read by a crop (see ``device_augment.py``).
 
 On disk the copy is a memory-mapped ``.npy`` (plus ``.sizes.npy``) in ``cache_dir``, by
-default ``<split.root>/.pfml_cache``; its file name carries a digest of the split's image list,
-the format, the requested size and the filter, so a present file with that name and the
-shape its sizes file implies is reused (without decoding); building it decodes every image
-twice, once for the sizes (R depends on the largest) and once into the canvas.
-Splits without a root (the shipped demo set) are cached in memory.
+default the user's cache folder ``$XDG_CACHE_HOME/pfml_jax/image_cache`` (``~/.cache/...``
+without XDG_CACHE_HOME), never inside the dataset (our choice: a read-only or shared dataset
+works, the user's data tree never changes, and every run on the machine shares one copy).
+Its file name carries a digest of the dataset folder, the split's image list, the format, the
+requested size and the filter, so a present file with that name and the shape its sizes file
+implies is reused (without decoding); building it decodes every image twice, once for the
+sizes (R depends on the largest) and once into the canvas. Splits without a root (the shipped
+demo set), and any split whose cache folder cannot be written, are cached in memory.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
+import socket
 
 import numpy as np
 
@@ -43,10 +48,17 @@ class ImageCache:
   path: str | None = None
 
 
+def default_cache_dir() -> str:
+  """``$XDG_CACHE_HOME/pfml_jax/image_cache``, or ``~/.cache/pfml_jax/image_cache``."""
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "pfml_jax", "image_cache")
+
+
 def cache_name(split: Split, size: int, interpolation: str) -> str:
   """The cache's file name for a requested ``size`` (0: original sizes)."""
   digest = hashlib.sha256("\n".join(
-      [str(CACHE_FORMAT), split.dataset, split.split, str(size), interpolation, *split.keys]
+      [str(CACHE_FORMAT), os.path.realpath(split.root) if split.root else "", split.dataset,
+       split.split, str(size), interpolation, *split.keys]
   ).encode()).hexdigest()[:16]
   return f"{split.dataset}-{split.split}-{size}px-{interpolation}-{digest}"
 
@@ -120,13 +132,13 @@ def build_image_cache(split: Split, size: int | None, interpolation: str = "bicu
     size: longest cached side; images up to it keep their original pixels. None: every image
       at its original size. The canvas side R is min(size, the largest original side).
     interpolation: "bilinear" or "bicubic" filter of the one-time downscale.
-    cache_dir: folder for the memory-mapped file; default ``<split.root>/.pfml_cache``;
-      "" keeps the cache in memory only.
+    cache_dir: folder for the memory-mapped file; default ``default_cache_dir()`` (splits
+      with a root); "" keeps the cache in memory only.
     workers: decoding threads.
   """
   checks.interpolation(interpolation)
   if cache_dir is None:
-    cache_dir = os.path.join(split.root, ".pfml_cache") if split.root else ""
+    cache_dir = default_cache_dir() if split.root else ""
   path = cache_name(split, size or 0, interpolation)
   path = os.path.join(cache_dir, path) if cache_dir else ""
   if path and not _valid(path, len(split), size):
@@ -150,12 +162,18 @@ def _write(split: Split, path: str, side: int, interpolation: str, workers: int)
   file appears last."""
   logger.info("decoding %d images once into %s.npy", len(split), path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  temporary = f"{path}.{os.getpid()}.tmp"
-  images = np.lib.format.open_memmap(temporary + ".npy", mode="w+", dtype=np.uint8,
-                                     shape=(len(split), side, side, 3))
-  sizes = _fill(split, images, interpolation, workers)
-  images.flush()
-  del images
-  np.save(temporary + ".sizes.npy", sizes)
+  temporary = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"  # hosts may share the folder
+  try:
+    images = np.lib.format.open_memmap(temporary + ".npy", mode="w+", dtype=np.uint8,
+                                       shape=(len(split), side, side, 3))
+    sizes = _fill(split, images, interpolation, workers)
+    images.flush()
+    del images
+    np.save(temporary + ".sizes.npy", sizes)
+  except BaseException:  # an image that does not decode, a full disk, Ctrl-C: no partial file
+    for suffix in (".npy", ".sizes.npy"):
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(temporary + suffix)
+    raise
   os.replace(temporary + ".sizes.npy", path + ".sizes.npy")
   os.replace(temporary + ".npy", path + ".npy")

@@ -83,8 +83,8 @@ class FileImageSource:
       return decode_image(path)
     except (OSError, SyntaxError, ValueError) as error:
       raise CorruptImageError(
-          f"cannot decode image {path}: {error}. Replace the file, or read the split with "
-          "skip_corrupt=True and verify='decode' to leave such images out.") from error
+          f"cannot decode image {path}: {error}. Replace the file, or set "
+          "data.skip_corrupt=True to leave every image that does not decode out.") from error
 
   def __getitem__(self, index: int) -> np.ndarray:
     return _as_array(self.image(index))
@@ -196,7 +196,14 @@ def find_unreadable(source: ImageSource, verify: str, workers: int = 8) -> np.nd
 
 def drop_unreadable(source: ImageSource, verify: str, skip: bool, context: str,
                     logger: logging.Logger) -> np.ndarray:
-  """The indices of the readable images; fails (or, with ``skip``, logs) on unreadable ones."""
+  """The indices of the readable images; fails (or, with ``skip``, logs) on unreadable ones.
+
+  With ``skip`` the "header" check becomes "decode": a truncated JPEG has a valid header, and
+  leaving out only the images whose header fails would still stop the run at the first
+  decode of a truncated one.
+  """
+  if skip and verify == "header":
+    verify = "decode"
   bad = find_unreadable(source, verify)
   if len(bad) and not skip:
     listed = "\n  ".join(source.describe(int(i)) for i in bad[:MAX_LISTED])

@@ -13,6 +13,7 @@ import numpy as np
 
 from pfml_jax.data.images import ImageSource
 from pfml_jax.data.label_noise import LabelNoiseRecord
+from pfml_jax.user_errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -76,8 +77,9 @@ def carve_validation_classes(train_class_ids: np.ndarray, val_classes: int,
   """The dataset class ids held out as validation: ``val_classes`` drawn with ``seed``."""
   classes = np.unique(train_class_ids)
   if not 0 < val_classes < len(classes):
-    raise ValueError(f"val_classes={val_classes}: must be between 1 and the number of training "
-                     f"classes minus one ({len(classes) - 1}).")
+    raise ConfigError(f"config.data.val_classes={val_classes}: the dataset has {len(classes)} "
+                      f"training classes; hold out between 1 and {len(classes) - 1} of them "
+                      "(fewer leaves more to train on), or use eval.protocol='paper'.")
   rng = np.random.default_rng([seed, 0x7A1])
   return np.sort(rng.choice(classes, size=val_classes, replace=False))
 

@@ -110,12 +110,14 @@ def export(trained: TrainedModel, out_dir: str | Path,
   out_dir = Path(out_dir)
   try:
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / exported_embedder.MODEL_FILE).write_bytes(exported.serialize())
+    save_file(flatten_variables(trained.variables),
+              str(out_dir / exported_embedder.WEIGHTS_FILE),
+              metadata={"format": "flax", "step": str(trained.step)})
+    (out_dir / exported_embedder.METADATA_FILE).write_text(
+        json.dumps(metadata(trained, platforms), indent=1) + "\n")
+    shutil.copyfile(exported_embedder.__file__, out_dir / "exported_embedder.py")
   except OSError as error:
-    raise UserInputError(f"--out={out_dir}: cannot create the folder ({error}).") from error
-  (out_dir / exported_embedder.MODEL_FILE).write_bytes(exported.serialize())
-  save_file(flatten_variables(trained.variables), str(out_dir / exported_embedder.WEIGHTS_FILE),
-            metadata={"format": "flax", "step": str(trained.step)})
-  (out_dir / exported_embedder.METADATA_FILE).write_text(
-      json.dumps(metadata(trained, platforms), indent=1) + "\n")
-  shutil.copyfile(exported_embedder.__file__, out_dir / "exported_embedder.py")
+    raise UserInputError(f"--out={out_dir}: cannot write the export there ({error}); choose "
+                         "a writable folder.") from error
   return out_dir

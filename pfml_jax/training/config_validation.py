@@ -96,6 +96,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "loss_params_lr_mult",
                "weight_decay", "warmup_epochs", "clip_threshold"):
     _require(optim[name] >= 0, f"optim.{name}", f"must be >= 0, got {optim[name]}.")
+  _require(config.steps >= 0, "steps",
+           f"must be >= 0 (0 = run config.epochs epochs), got {config.steps}.")
+  _require(config.epochs >= 0, "epochs", f"must be >= 0, got {config.epochs}.")
   _require(config.steps > 0 or config.epochs > 0, "epochs",
            "set epochs > 0 or steps > 0 (steps overrides epochs).")
   _require(len(config.eval.ks) > 0 and all(k >= 1 for k in config.eval.ks), "eval.ks",
@@ -110,3 +113,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
                "log_every_steps", "eval.batch_size"):
     value = config[name.split(".")[0]][name.split(".")[1]] if "." in name else config[name]
     _require(value > 0, name, f"must be > 0, got {value}.")
+
+
+def validate_training_split(config: ml_collections.ConfigDict, train_classes: int) -> None:
+  """Raises ConfigError when the training split has fewer classes than a batch draws."""
+  held_out = (f" ({config.data.val_classes} more are held out as data.val_classes)"
+              if config.eval.protocol == "validated" else "")
+  _require(config.data.classes_per_batch <= train_classes, "data.classes_per_batch",
+           f"{config.data.classes_per_batch} classes per batch, but the training split has "
+           f"{train_classes} classes{held_out}; set data.classes_per_batch <= {train_classes}.")

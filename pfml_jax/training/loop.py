@@ -61,7 +61,7 @@ def train_loop(state, *, train_step: Callable, device_data: dict, batches: Itera
   """Runs steps ``start_step`` .. ``cadence.total_steps - 1``.
 
   ``save(step, state, metrics)`` starts a checkpoint; ``evaluate(state, step)`` returns the
-  metrics that rank it. Returns at the end, or after saving on an agreed SIGTERM.
+  metrics that rank it. Returns at the end, or after saving on an agreed SIGTERM or SIGINT.
   """
   rows = mesh_lib.batch_sharding(mesh)
   preemption = Preemption()
@@ -97,8 +97,8 @@ def train_loop(state, *, train_step: Callable, device_data: dict, batches: Itera
           save(done, state, evaluate(state, done) if evaluate_now else None)
       if stop:
         checkpoints.wait()
-        logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.",
-                        done)
+        logging.warning("Stopped at step %d on %s; rerun the same command to resume.", done,
+                        preemption.requested or "another process's stop signal")
         return LoopEnd(state, done, preempted=True)
     if pending is not None:
       _check_finite(jax.device_get(pending), cadence.total_steps - 1, checkpoints)

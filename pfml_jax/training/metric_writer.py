@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 import jax
 import numpy as np
+from absl import logging
 
 
 class MetricWriter:
@@ -43,9 +44,19 @@ class MetricWriter:
     return path
 
   def close(self) -> None:
-    if self._tensorboard is not None:
-      self._tensorboard.close()
-      self._tensorboard = None
+    """Closes the TensorBoard event file. On a full disk its last events are lost, with a
+    warning: metrics.jsonl has them, and the error that stops the run stays the last line."""
+    if self._tensorboard is None:
+      return
+    tensorboard, self._tensorboard = self._tensorboard, None
+    try:
+      tensorboard.close()
+    except OSError as error:
+      logging.warning("Could not finish the TensorBoard events in %s (%s); metrics.jsonl has "
+                      "every logged value.", self.workdir / "tensorboard", error)
+      # tensorboardX (2.6) retries the failed flush in an exit hook, after our last line.
+      for file_writer in (tensorboard.all_writers or {}).values():
+        file_writer.event_writer._closed = True  # pylint: disable=protected-access
 
   def __enter__(self) -> "MetricWriter":
     return self

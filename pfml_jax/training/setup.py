@@ -126,6 +126,7 @@ def build(config: ml_collections.ConfigDict, splits=None,
   configured_loss = make_configured_loss(config)  # bad loss settings fail before any I/O
   mesh = mesh_lib.make_mesh(config.mesh)
   train, val, test = splits or read_splits(config)
+  config_validation.validate_training_split(config, train.num_classes)
   platform = platform or mesh_lib.platform(mesh)
   embedder = build_embedder(config.model, platform)
   loss = configured_loss.placed(mesh, config.mesh.shard_proxies, platform)
