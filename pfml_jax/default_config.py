@@ -79,7 +79,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.name = "pfml"  # pfml | proxy_anchor | proxy_nca | multi_similarity | hist | ...
   # One block per loss, filled from the loss registry (the one source of defaults): the run
   # reads the block of loss.name, so naming another loss gives that loss's own defaults.
-  # PFML's are the paper's: alpha 3, delta_att = delta_rep = 0.2, M = 15 [paper].
+  # PFML's are the paper's: alpha 3, delta_att = delta_rep = 0.2, M = 15 [paper], and
+  # proxy_self_attraction = True (same-class proxies attract each other, as Eq. 6 reads; False
+  # drops those pairs: losses/registry.py).
   for name in LOSSES:
     config.loss[name] = loss_settings(name)
   # How proxies start: "random" is each loss's own scheme (PFML: uniform on the sphere, as the

@@ -6,7 +6,13 @@
 - ``spread_and_margin``: how spread out each class is and how far the nearest other class
   stays, on test embeddings (the paper's claim: a decaying pull keeps intra-class variation
   yet separates classes).
-- ``training_diagnostics``: both, as a JSON-ready dict for the run's report.
+- ``nearest_proxy``: the fraction of training embeddings whose most similar proxy (cosine)
+  belongs to their own class: a proxy loss whose proxies sit far from their data (W2 above
+  sqrt(2)) is either geometry (proxies still nearest their class) or a proxy/label mismatch
+  (this fraction near chance, 1 / classes).
+- ``proxy_spread``: per class, the mean pairwise distance of its M proxies against that of its
+  training embeddings: whether the M proxies cover the class or collapse onto one point.
+- ``training_diagnostics``: all of them, as a JSON-ready dict for the run's report.
 
 Geometry: every point is L2-normalised first and distances are Euclidean (chordal) on the unit
 sphere. Our choice, because every proxy loss here compares directions only: PFML normalises
@@ -72,10 +78,8 @@ def proxy_data_w2(proxies, proxy_labels, embeddings, labels) -> dict[str, Any]:
     ``mean`` and ``median`` over classes, ``per_class`` {class: W2}, ``classes`` (the count):
     classes with both proxies and embeddings. Chordal distances: 0 (proxies on the data) to 2.
   """
-  proxy_labels, labels = np.asarray(proxy_labels), np.asarray(labels)
-  proxies = _unit_rows(np.asarray(proxies)[proxy_labels >= 0], "proxies")
-  embeddings = _unit_rows(np.asarray(embeddings)[labels >= 0], "embeddings")
-  proxy_labels, labels = proxy_labels[proxy_labels >= 0], labels[labels >= 0]
+  proxies, proxy_labels, embeddings, labels = _proxies_and_embeddings(
+      proxies, proxy_labels, embeddings, labels)
   classes = sorted(set(proxy_labels.tolist()) & set(labels.tolist()))
   if not classes:
     raise ValueError("proxy_data_w2: no class has both proxies and embeddings; pass the "
@@ -85,6 +89,85 @@ def proxy_data_w2(proxies, proxy_labels, embeddings, labels) -> dict[str, Any]:
   values = np.array(list(per_class.values()))
   return {"mean": float(values.mean()), "median": float(np.median(values)),
           "classes": len(classes), "per_class": {int(c): v for c, v in per_class.items()}}
+
+
+def _proxies_and_embeddings(proxies, proxy_labels, embeddings, labels):
+  """Unit proxies and embeddings without their padding (< 0) rows, with their labels."""
+  proxy_labels, labels = np.asarray(proxy_labels), np.asarray(labels)
+  proxies = _unit_rows(np.asarray(proxies)[proxy_labels >= 0], "proxies")
+  embeddings = _unit_rows(np.asarray(embeddings)[labels >= 0], "embeddings")
+  return proxies, proxy_labels[proxy_labels >= 0], embeddings, labels[labels >= 0]
+
+
+def nearest_proxy(proxies, proxy_labels, embeddings, labels) -> dict[str, Any]:
+  """How often an embedding's most similar proxy (cosine) is one of its own class's.
+
+  Args:
+    proxies: (P, D) proxies; ``proxy_labels`` (P,) their classes (< 0: padding, ignored).
+    embeddings: (N, D) training embeddings; ``labels`` (N,) their classes (< 0: ignored).
+
+  Returns:
+    ``own_class``: the fraction of the embeddings (of classes that have proxies) whose nearest
+    proxy is their class's; ``chance``: 1 / the number of proxy classes, what a proxy set
+    unrelated to the labels would give; ``own_cosine`` / ``other_cosine``: the mean over
+    those embeddings of the largest cosine to an own-class proxy and to another class's.
+  """
+  proxies, proxy_labels, embeddings, labels = _proxies_and_embeddings(
+      proxies, proxy_labels, embeddings, labels)
+  proxy_classes = np.unique(proxy_labels)
+  kept = np.isin(labels, proxy_classes)
+  if not kept.any():
+    raise ValueError("nearest_proxy: no embedding belongs to a class with proxies; pass the "
+                     "training embeddings with the labels the proxies were trained on.")
+  embeddings, labels = embeddings[kept], labels[kept]
+  own_cosines, other_cosines = [], []
+  for start in range(0, len(embeddings), ROW_CHUNK):
+    rows = slice(start, start + ROW_CHUNK)
+    cosine = embeddings[rows] @ proxies.T
+    own = labels[rows, None] == proxy_labels[None, :]
+    own_cosines.append(np.where(own, cosine, -np.inf).max(axis=1))
+    other_cosines.append(np.where(own, -np.inf, cosine).max(axis=1))
+  own_cosine, other_cosine = np.concatenate(own_cosines), np.concatenate(other_cosines)
+  return {"own_class": float(np.mean(own_cosine > other_cosine)),
+          "chance": 1.0 / len(proxy_classes), "own_cosine": float(np.mean(own_cosine)),
+          "other_cosine": float(np.mean(other_cosine))}
+
+
+def _mean_pairwise_distance(x: np.ndarray) -> float:
+  """Mean distance over the distinct pairs of rows of ``x`` (at least two rows)."""
+  distances = np.sqrt(squared_distances(x, x))
+  return float(distances[np.triu_indices(len(x), k=1)].mean())
+
+
+def proxy_spread(proxies, proxy_labels, embeddings, labels) -> dict[str, Any] | None:
+  """Per class, how spread its M proxies are against how spread its training embeddings are.
+
+  The spread of a set is its mean pairwise distance (on the unit sphere, chordal), which does
+  not depend on the set's size (unlike the distance to the set's mean), so M proxies and n
+  embeddings compare directly. ``ratio`` = proxy spread / data spread per class: near 0, the
+  class's proxies have collapsed onto one point; near 1, they spread like the data.
+
+  Returns:
+    ``None`` with one proxy per class (no spread to measure); else ``proxies``, ``data`` and
+    ``ratio`` (means over classes), ``ratio_median``, ``proxy_diameter`` (the mean over
+    classes of the largest distance between two of its proxies) and ``classes``: classes with
+    at least two proxies and two embeddings.
+  """
+  proxies, proxy_labels, embeddings, labels = _proxies_and_embeddings(
+      proxies, proxy_labels, embeddings, labels)
+  classes = [c for c in np.unique(proxy_labels)
+             if np.sum(proxy_labels == c) >= 2 and np.sum(labels == c) >= 2]
+  if not classes:
+    return None
+  proxy_spreads = np.array([_mean_pairwise_distance(proxies[proxy_labels == c])
+                            for c in classes])
+  data_spreads = np.array([_mean_pairwise_distance(embeddings[labels == c]) for c in classes])
+  diameters = [np.sqrt(squared_distances(proxies[proxy_labels == c],
+                                         proxies[proxy_labels == c]).max()) for c in classes]
+  ratios = proxy_spreads / data_spreads
+  return {"proxies": float(proxy_spreads.mean()), "data": float(data_spreads.mean()),
+          "ratio": float(ratios.mean()), "ratio_median": float(np.median(ratios)),
+          "proxy_diameter": float(np.mean(diameters)), "classes": len(classes)}
 
 
 def spread_and_margin(embeddings, labels) -> dict[str, float]:
@@ -128,11 +211,13 @@ def spread_and_margin(embeddings, labels) -> dict[str, float]:
 
 def training_diagnostics(proxies, proxy_labels, train_embeddings, train_labels,
                          test_embeddings, test_labels) -> dict[str, Any]:
-  """The end-of-training report: proxy-data W2 on the training classes (``None`` for losses
-  without proxies: pass ``proxies=None``) and spread/margin on the training and test splits."""
-  w2 = None
+  """The end-of-training report: proxy-data W2, nearest-proxy fraction and proxy spread on the
+  training classes (``None`` for losses without proxies: pass ``proxies=None``) and
+  spread/margin on the training and test splits."""
+  w2 = nearest = spread = None
   if proxies is not None and np.asarray(proxies).size:
-    w2 = proxy_data_w2(proxies, proxy_labels, train_embeddings, train_labels)
-  return {"proxy_data_w2": w2,
+    train = (proxies, proxy_labels, train_embeddings, train_labels)
+    w2, nearest, spread = proxy_data_w2(*train), nearest_proxy(*train), proxy_spread(*train)
+  return {"proxy_data_w2": w2, "nearest_proxy": nearest, "proxy_spread": spread,
           "train": spread_and_margin(train_embeddings, train_labels),
           "test": spread_and_margin(test_embeddings, test_labels)}

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from pfml_jax.losses.potentials import (FieldParams, clamped_distance, pair_potential,
-                                        pair_weight, pair_screen_threshold)
+                                        pair_weight, pair_screen_threshold, unpulled_pairs)
 
 
 class BlockLayout(NamedTuple):
@@ -102,7 +102,9 @@ def _chunk_blocks(layout: BlockLayout, dim: int, num_pairs_of_blocks: int) -> in
 def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
                                  row_start: jnp.ndarray, layout: BlockLayout,
                                  field: FieldParams,
-                                 screen: Screen = _screen) -> tuple[jnp.ndarray, jnp.ndarray]:
+                                 screen: Screen = _screen,
+                                 unpulled_from: int | None = None
+                                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Energy of the ordered pairs (a, b) with a in this shard's rows, and dU/dx_a for them.
 
   Args:
@@ -112,6 +114,9 @@ def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
     layout: the static tiling.
     field: the potential's hyperparameters.
     screen: marks the blocks that may carry force (default: the XLA screen above).
+    unpulled_from: same-label pairs whose two rows both lie at or after this global row add
+      nothing (``potentials.unpulled_pairs``); None: every pair counts. Same-label pairs never
+      add the far constant, so leaving them out of the exact pass removes them entirely.
   Returns:
     (energy, gradient) with gradient of shape (layout.rows_per_shard, D): the gradient of the
     whole energy (every ordered pair, both ends) with respect to this shard's rows.
@@ -144,13 +149,15 @@ def block_sparse_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray,
     i = local_i + first_row_block
     rows, cols = point_blocks[i], point_blocks[j]
     rows_label, cols_label = label_blocks[i], label_blocks[j]
+    row_index = (i * block)[:, None, None] + within[None, :, None]
+    col_index = (j * block)[:, None, None] + within[None, None, :]
+    same = rows_label[:, :, None] == cols_label[:, None, :]
     counted = (live[:, None, None] & (rows_label[:, :, None] >= 0) &
-               (cols_label[:, None, :] >= 0) &
-               ((i * block)[:, None, None] + within[None, :, None] !=
-                (j * block)[:, None, None] + within[None, None, :]))
+               (cols_label[:, None, :] >= 0) & (row_index != col_index))
+    if unpulled_from is not None:
+      counted &= ~unpulled_pairs(row_index, col_index, same, unpulled_from)
     differences = rows[:, :, None, :] - cols[:, None, :, :]
     squared = jnp.sum(differences * differences, axis=-1)
-    same = rows_label[:, :, None] == cols_label[:, None, :]
     excess = (pair_potential(clamped_distance(squared), same, field) -
               jnp.where(same, 0.0, field.far_repulsion))
     energy += jnp.sum(jnp.where(counted, excess, 0.0))

@@ -6,16 +6,20 @@ reference the fast paths are tested against (besides independent float64 code).
 
 import jax.numpy as jnp
 
-from pfml_jax.losses.potentials import FieldParams, clamped_distance, pair_potential
+from pfml_jax.losses.potentials import (FieldParams, clamped_distance, pair_potential,
+                                        unpulled_pairs)
 
 
-def dense_energy(points: jnp.ndarray, labels: jnp.ndarray, field: FieldParams) -> jnp.ndarray:
+def dense_energy(points: jnp.ndarray, labels: jnp.ndarray, field: FieldParams,
+                 unpulled_from: int | None = None) -> jnp.ndarray:
   """Sum of psi over all ordered pairs a != b of valid points (label >= 0).
 
   Args:
     points: (P, D) float32 points (already L2-normalised where that is wanted).
     labels: (P,) int labels; negative labels mark padding rows that contribute nothing.
     field: the potential's hyperparameters.
+    unpulled_from: same-label pairs whose two rows both lie at or after this row add nothing
+      (``potentials.unpulled_pairs``); None: every pair counts.
   Returns:
     The float32 energy.
   """
@@ -24,6 +28,10 @@ def dense_energy(points: jnp.ndarray, labels: jnp.ndarray, field: FieldParams) -
   differences = points[:, None, :] - points[None, :, :]
   distance = clamped_distance(jnp.sum(differences * differences, axis=-1))
   valid = labels >= 0
+  same = labels[:, None] == labels[None, :]
   counted = valid[:, None] & valid[None, :] & ~jnp.eye(labels.shape[0], dtype=bool)
-  potential = pair_potential(distance, labels[:, None] == labels[None, :], field)
+  if unpulled_from is not None:
+    rows = jnp.arange(labels.shape[0])
+    counted &= ~unpulled_pairs(rows[:, None], rows[None, :], same, unpulled_from)
+  potential = pair_potential(distance, same, field)
   return jnp.sum(jnp.where(counted, potential, 0.0))

@@ -40,7 +40,7 @@ from jax.experimental.pallas import triton as pallas_triton
 
 from pfml_jax.losses.block_sparse_field import BlockLayout
 from pfml_jax.losses.potentials import (MIN_SQUARED_DISTANCE, FieldParams, clamped_distance,
-                                        screen_threshold)
+                                        screen_threshold, unpulled_pairs)
 
 
 class KernelConfig(NamedTuple):
@@ -223,7 +223,8 @@ def _pair_terms(squared: jnp.ndarray, same: jnp.ndarray,
 
 
 def _exact_kernel(start_ref, points_ref, labels_ref, flags_ref, energy_ref, gradient_ref, *,
-                  config: KernelConfig, grid: _Grid, field: FieldParams):
+                  config: KernelConfig, grid: _Grid, field: FieldParams,
+                  unpulled_from: int | None):
   """One (exact_rows rows, exact split): exact excess energy and forces of its flagged blocks."""
   block, num_rows = config.block, config.exact_rows
   row_group, split = pl.program_id(0), pl.program_id(1)
@@ -251,8 +252,11 @@ def _exact_kernel(start_ref, points_ref, labels_ref, flags_ref, energy_ref, grad
     differences = [row - points_ref[broadcast, piece] for row, piece in zip(rows, pieces)]
     squared = _row_sums([difference * difference for difference in differences])
     col_label = labels_ref[col]
+    same = row_labels == col_label
     counted = (row_labels >= 0) & (col_label >= 0) & (row_index != col)
-    excess, weight = _pair_terms(squared, row_labels == col_label, field)
+    if unpulled_from is not None:
+      counted &= ~unpulled_pairs(row_index, col, same, unpulled_from)
+    excess, weight = _pair_terms(squared, same, field)
     # U sums ordered pairs: each unordered pair appears twice with the same psi.
     weight = jnp.where(counted, 2.0 * weight, 0.0)
     return (energy + jnp.where(counted, excess, 0.0),
@@ -352,18 +356,20 @@ def screen(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
 def pallas_energy_and_grad(points: jnp.ndarray, labels: jnp.ndarray, row_start: jnp.ndarray,
                            layout: BlockLayout, field: FieldParams, *,
                            config: KernelConfig = DEFAULT_CONFIG,
-                           interpret: bool = False) -> tuple[jnp.ndarray, jnp.ndarray]:
+                           interpret: bool = False, unpulled_from: int | None = None
+                           ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Energy of the ordered pairs (a, b) with a in this shard's rows, and dU/dx_a for them.
 
-  Same contract as ``block_sparse_field.block_sparse_energy_and_grad``; ``layout`` must come
-  from ``kernel_layout`` with the same ``config``; ``interpret`` runs the kernels in Pallas'
-  interpreter (no GPU needed).
+  Same contract as ``block_sparse_field.block_sparse_energy_and_grad`` (``unpulled_from``
+  included); ``layout`` must come from ``kernel_layout`` with the same ``config``;
+  ``interpret`` runs the kernels in Pallas' interpreter (no GPU needed).
   """
   dim = points.shape[1]
   grid, points, labels, row_start = _prepare(points, labels, row_start, layout, config)
   flags, counts = _run_screen(points, labels, row_start, layout, field, config, grid, interpret)
   row_groups = layout.rows_per_shard // config.exact_rows
-  kernel = functools.partial(_exact_kernel, config=config, grid=grid, field=field)
+  kernel = functools.partial(_exact_kernel, config=config, grid=grid, field=field,
+                             unpulled_from=unpulled_from)
   energies, gradients = pl.pallas_call(
       kernel, grid=(row_groups, grid.exact_splits),
       out_shape=(jax.ShapeDtypeStruct((row_groups, grid.exact_splits), jnp.float32),

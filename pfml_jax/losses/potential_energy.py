@@ -4,7 +4,9 @@
         psi_att(d_ab)  if label_a == label_b  else  psi_rep(d_ab)
 
 with d the Euclidean distance between L2-normalised points. Sample-sample, sample-proxy and
-proxy-proxy pairs all count, and gradients reach both ends of every pair.
+proxy-proxy pairs all count, and gradients reach both ends of every pair. With
+``proxy_self_attraction=False`` the same-class proxy-proxy pairs are left out (they add
+nothing); different-class proxy-proxy pairs still repel. Every path honours the switch.
 
 Several paths compute the same number: ``dense`` (every pair, autodiff; small sets),
 ``block_sparse`` (screened and exact, pure XLA, any backend), and on CUDA GPUs ``pallas``
@@ -45,12 +47,14 @@ class _Plan(NamedTuple):
   axis: str | None
   kernel_config: pallas_field.KernelConfig
   interpret: bool
+  unpulled_from: int | None  # first proxy row without same-class proxy attraction, else None
 
 
 def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
                      proxies: jnp.ndarray | None = None, proxy_labels: jnp.ndarray | None = None,
                      *, alpha: float = 3.0, delta_att: float = 0.2, delta_rep: float = 0.2,
-                     normalize_proxies: bool = True, method: str = "auto",
+                     normalize_proxies: bool = True, proxy_self_attraction: bool = True,
+                     method: str = "auto",
                      mesh: jax.sharding.Mesh | None = None, axis: str = "data",
                      kernel_config: pallas_field.KernelConfig = pallas_field.DEFAULT_CONFIG,
                      interpret: bool = False, platform: str | None = None) -> jnp.ndarray:
@@ -65,6 +69,8 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
     delta_att: radius inside which attraction is flat (paper: 0.2).
     delta_rep: radius beyond which repulsion is constant (paper: 0.2).
     normalize_proxies: project proxies onto the unit sphere like the embeddings (default).
+    proxy_self_attraction: count the attraction between proxies of the same class (default,
+      the paper's Eq. 6 as we read it); False leaves those pairs out.
     method: "auto", "dense", "block_sparse", "pallas_screen" or "pallas" (see the module
       docstring); the last two need a CUDA GPU unless ``interpret`` is set.
     mesh: optional mesh whose ``axis`` splits the pair rows of the fast paths across devices
@@ -93,8 +99,10 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
   if method in KERNEL_METHODS and not unit_points:
     raise ValueError(f"potential_energy: method {method!r} screens unit vectors only; with "
                      "normalize_proxies=False use method='block_sparse' or 'auto'.")
+  # Points are the embeddings, then the proxies: the proxies' rows start at len(embeddings).
+  unpulled_from = None if proxy_self_attraction else embeddings.shape[0]
   if method == "dense":
-    return dense_energy(points, point_labels, field)
+    return dense_energy(points, point_labels, field, unpulled_from)
   if method in KERNEL_METHODS and not (on_cuda or interpret):
     raise ValueError(f"potential_energy: method {method!r} runs Triton kernels and needs a CUDA "
                      "GPU, but the points live elsewhere; use method='block_sparse' or 'auto' "
@@ -108,7 +116,7 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
   points = jnp.pad(points, ((0, pad), (0, 0)))
   point_labels = jnp.pad(point_labels, (0, pad), constant_values=-1)
   plan = _Plan(field, layout, method, mesh if shards > 1 else None, axis, kernel_config,
-               interpret)
+               interpret, unpulled_from)
   return _screened_energy(points, point_labels, plan)
 
 
@@ -163,20 +171,22 @@ _screened_energy.defvjp(_screened_energy_fwd, _screened_energy_bwd)
 
 
 def _block_sparse(points, labels, row_start, plan: _Plan):
-  return block_sparse_energy_and_grad(points, labels, row_start, plan.layout, plan.field)
+  return block_sparse_energy_and_grad(points, labels, row_start, plan.layout, plan.field,
+                                      unpulled_from=plan.unpulled_from)
 
 
 def _pallas_screen(points, labels, row_start, plan: _Plan):
   screen = functools.partial(pallas_field.screen, config=plan.kernel_config,
                              interpret=plan.interpret)
   return block_sparse_energy_and_grad(points, labels, row_start, plan.layout, plan.field,
-                                      screen=screen)
+                                      screen=screen, unpulled_from=plan.unpulled_from)
 
 
 def _pallas(points, labels, row_start, plan: _Plan):
   return pallas_field.pallas_energy_and_grad(points, labels, row_start, plan.layout, plan.field,
                                              config=plan.kernel_config,
-                                             interpret=plan.interpret)
+                                             interpret=plan.interpret,
+                                             unpulled_from=plan.unpulled_from)
 
 
 # (points, labels, row_start, plan) -> (energy of the rows' pairs, gradient of the rows).

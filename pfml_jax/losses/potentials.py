@@ -53,6 +53,18 @@ def pair_potential(d: jnp.ndarray, same_label: jnp.ndarray, field: FieldParams) 
   return jnp.where(same_label, attraction, repulsion)
 
 
+def unpulled_pairs(row: jnp.ndarray, col: jnp.ndarray, same_label: jnp.ndarray,
+                   unpulled_from: int) -> jnp.ndarray:
+  """Same-label pairs (row, col) that add nothing: both rows at or after ``unpulled_from``.
+
+  The energy's points are the embeddings followed by the proxies; without same-class
+  proxy-proxy attraction (``proxy_self_attraction=False``) ``unpulled_from`` is the first
+  proxy row. Row and column are global point indices. Every path calls this only when the
+  switch is off, so the default energy runs exactly as before.
+  """
+  return same_label & (row >= unpulled_from) & (col >= unpulled_from)
+
+
 def pair_weight(squared_distance: jnp.ndarray, same_label: jnp.ndarray,
                 field: FieldParams) -> jnp.ndarray:
   """w = psi'(d) / d, so that d psi(||x_a - x_b||) / d x_a = w * (x_a - x_b).

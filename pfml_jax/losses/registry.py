@@ -45,7 +45,7 @@ class LossSpec:
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
   floor: Callable[..., jnp.ndarray] | None = None  # (labels, proxy_labels, **hparams) -> scalar
   positive: tuple[str, ...] = ()  # hyperparameters that must be finite and > 0
-  choices: dict[str, tuple] = dataclasses.field(default_factory=dict)  # string options
+  choices: dict[str, tuple] = dataclasses.field(default_factory=dict)  # allowed values
   # Accepts platform= (a platform-dependent fast path) and mesh= (its pairs split over it).
   takes_placement: bool = False
   # (rng, num_classes, proxies_per_class, dim, **init hyperparameters) -> the loss's own
@@ -57,11 +57,16 @@ class LossSpec:
 
 LOSSES: dict[str, LossSpec] = {
     # PFML (paper Sec. 3): alpha = 3, delta = 0.2, M = 15 on CUB/Cars (configs set M = 2 on SOP).
+    # proxy_self_attraction: same-class proxies attract each other [paper Eq. 6 sums over all
+    # pairs of X = samples U proxies]; False drops those pairs [our option, issue 20: they
+    # collapse a class's M proxies onto one point].
     "pfml": LossSpec(potential_energy, proxies_per_class=15,
                      defaults=dict(alpha=3.0, delta_att=0.2, delta_rep=0.2,
-                                   normalize_proxies=True, method="auto"),
+                                   normalize_proxies=True, proxy_self_attraction=True,
+                                   method="auto"),
                      floor=energy_floor, positive=("alpha", "delta_att", "delta_rep"),
-                     choices={"method": METHODS}, takes_placement=True),
+                     choices={"method": METHODS, "proxy_self_attraction": (True, False)},
+                     takes_placement=True),
     # Baselines (docs/losses.md). Proxy Anchor: alpha = 32, delta = 0.1, kaiming-normal proxies
     # (Kim et al. 2020 and their code; the recipe trains proxies at 100x the learning rate).
     "proxy_anchor": LossSpec(proxy_anchor_loss, proxies_per_class=1, min_proxies_per_class=1,

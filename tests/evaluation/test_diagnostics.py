@@ -1,5 +1,6 @@
-"""Proxy-data W2 and spread/margin against independent float64 code: brute force over
-permutations, the 1-D quantile formula, per-point loops, and invariances that can fail."""
+"""Proxy-data W2, nearest proxy, proxy spread and spread/margin against independent float64
+code: brute force over permutations, the 1-D quantile formula, per-point and per-pair loops,
+and invariances that can fail."""
 
 import itertools
 import json
@@ -144,6 +145,106 @@ def test_tighter_classes_have_smaller_spread_and_larger_margin():
   assert tight["spread"] < loose["spread"] and tight["margin"] > loose["margin"]
 
 
+def reference_nearest_proxy(proxies, proxy_labels, embeddings, labels):
+  """Per embedding, a loop over the proxies for the most similar one of each kind."""
+  hits, own_cosines, other_cosines = [], [], []
+  for x, label in zip(embeddings, labels):
+    if label < 0 or label not in proxy_labels:
+      continue
+    x = x / np.linalg.norm(x)
+    own, other = -np.inf, -np.inf
+    for p, proxy_label in zip(proxies, proxy_labels):
+      if proxy_label < 0:
+        continue
+      cosine = float(np.dot(x, p) / np.linalg.norm(p))
+      if proxy_label == label:
+        own = max(own, cosine)
+      else:
+        other = max(other, cosine)
+    hits.append(own > other)
+    own_cosines.append(own)
+    other_cosines.append(other)
+  return np.mean(hits), np.mean(own_cosines), np.mean(other_cosines)
+
+
+def test_nearest_proxy_against_per_embedding_loops(monkeypatch):
+  rng = np.random.default_rng(7)
+  proxies, proxy_labels, embeddings, labels = class_data(rng, classes=5, per_class_proxies=3,
+                                                         per_class=8, dim=6)
+  centres = unit(rng.normal(size=(5, 6)))
+  embeddings = centres[labels] + 0.9 * embeddings  # partly near their class's direction
+  proxies = centres[proxy_labels] + 0.9 * proxies
+  labels = labels.copy()
+  labels[:3] = -1  # padding rows
+  proxy_labels = np.concatenate([proxy_labels, [-1]])  # a padding proxy
+  proxies = np.concatenate([proxies, [centres[0] * 5]])
+  monkeypatch.setattr(diagnostics, "ROW_CHUNK", 7)  # several row chunks, one ragged
+  result = diagnostics.nearest_proxy(proxies, proxy_labels, embeddings, labels)
+  fraction, own, other = reference_nearest_proxy(proxies, proxy_labels, embeddings, labels)
+  assert result["own_class"] == pytest.approx(fraction, abs=1e-12)
+  assert result["own_cosine"] == pytest.approx(own, abs=1e-12)
+  assert result["other_cosine"] == pytest.approx(other, abs=1e-12)
+  assert result["chance"] == pytest.approx(1 / 5)
+  assert 0 < fraction < 1  # the data exercises both outcomes
+
+
+def test_nearest_proxy_sees_a_label_mismatch():
+  """Proxies on their classes: every embedding is nearest its own; proxies relabelled by a
+  shift of one class (a proxy/label defect): none is."""
+  rng = np.random.default_rng(8)
+  labels = np.repeat(np.arange(6), 5)
+  centres = unit(rng.normal(size=(6, 12)))
+  embeddings = centres[labels] + 0.05 * rng.normal(size=(30, 12))
+  proxy_labels = np.repeat(np.arange(6), 2)
+  proxies = centres[proxy_labels] + 0.05 * rng.normal(size=(12, 12))
+  right = diagnostics.nearest_proxy(proxies, proxy_labels, embeddings, labels)
+  shifted = diagnostics.nearest_proxy(proxies, (proxy_labels + 1) % 6, embeddings, labels)
+  assert right["own_class"] == 1.0 and shifted["own_class"] == 0.0
+
+
+def reference_mean_pairwise_distance(x):
+  x = unit(np.asarray(x, np.float64))
+  distances = [np.sqrt(np.sum((x[i] - x[j]) ** 2)) for i in range(len(x))
+               for j in range(i + 1, len(x))]
+  return np.mean(distances), np.max(distances)
+
+
+def test_proxy_spread_against_pair_loops():
+  rng = np.random.default_rng(9)
+  proxies, proxy_labels, embeddings, labels = class_data(rng, classes=4, per_class_proxies=4,
+                                                         per_class=6, dim=5)
+  proxy_labels = proxy_labels.copy()
+  proxy_labels[-3:] = -1  # class 3 keeps a single proxy: no spread, skipped
+  result = diagnostics.proxy_spread(proxies, proxy_labels, embeddings, labels)
+  proxy_spreads, data_spreads, diameters = [], [], []
+  for c in range(3):
+    spread, diameter = reference_mean_pairwise_distance(proxies[proxy_labels == c])
+    proxy_spreads.append(spread)
+    diameters.append(diameter)
+    data_spreads.append(reference_mean_pairwise_distance(embeddings[labels == c])[0])
+  ratios = np.array(proxy_spreads) / np.array(data_spreads)
+  assert result["classes"] == 3
+  assert result["proxies"] == pytest.approx(np.mean(proxy_spreads), abs=1e-12)
+  assert result["data"] == pytest.approx(np.mean(data_spreads), abs=1e-12)
+  assert result["ratio"] == pytest.approx(np.mean(ratios), abs=1e-12)
+  assert result["ratio_median"] == pytest.approx(np.median(ratios), abs=1e-12)
+  assert result["proxy_diameter"] == pytest.approx(np.mean(diameters), abs=1e-12)
+
+
+def test_proxy_spread_tells_collapsed_proxies_from_spread_ones():
+  rng = np.random.default_rng(10)
+  labels = np.repeat(np.arange(3), 20)
+  centres = unit(rng.normal(size=(3, 16)))
+  embeddings = centres[labels] + 0.3 * rng.normal(size=(60, 16))
+  proxy_labels = np.repeat(np.arange(3), 10)
+  collapsed = centres[proxy_labels] + 1e-3 * rng.normal(size=(30, 16))
+  spread = centres[proxy_labels] + 0.3 * rng.normal(size=(30, 16))
+  low = diagnostics.proxy_spread(collapsed, proxy_labels, embeddings, labels)
+  high = diagnostics.proxy_spread(spread, proxy_labels, embeddings, labels)
+  assert low["ratio"] < 0.01 and 0.8 < high["ratio"] < 1.25
+  assert diagnostics.proxy_spread(centres, np.arange(3), embeddings, labels) is None  # M = 1
+
+
 def test_training_diagnostics_is_json_ready_and_skips_w2_without_proxies():
   rng = np.random.default_rng(6)
   proxies, proxy_labels, embeddings, labels = class_data(rng)
@@ -151,13 +252,17 @@ def test_training_diagnostics_is_json_ready_and_skips_w2_without_proxies():
                                             embeddings[:12], labels[:12])
   restored = json.loads(json.dumps(report))  # raises on NumPy scalars or keys
   assert restored["test"] == report["test"] and restored["proxy_data_w2"]["per_class"]["0"] > 0
-  assert set(report) == {"proxy_data_w2", "train", "test"} and report["proxy_data_w2"]["classes"]
-  assert diagnostics.training_diagnostics(None, None, embeddings, labels, embeddings,
-                                          labels)["proxy_data_w2"] is None
+  assert set(report) == {"proxy_data_w2", "nearest_proxy", "proxy_spread", "train", "test"}
+  assert report["proxy_data_w2"]["classes"] and report["proxy_spread"]["classes"] == 4
+  assert 0 <= restored["nearest_proxy"]["own_class"] <= 1
+  without = diagnostics.training_diagnostics(None, None, embeddings, labels, embeddings, labels)
+  assert without["proxy_data_w2"] is without["nearest_proxy"] is without["proxy_spread"] is None
 
 
 def test_bad_input_is_named():
   with pytest.raises(ValueError, match="no class has both proxies and embeddings"):
     diagnostics.proxy_data_w2(np.ones((2, 3)), [0, 0], np.ones((2, 3)), [1, 1])
+  with pytest.raises(ValueError, match="no embedding belongs to a class with proxies"):
+    diagnostics.nearest_proxy(np.ones((2, 3)), [0, 0], np.ones((2, 3)), [1, 1])
   with pytest.raises(ValueError, match="finite and nonzero"):
     diagnostics.spread_and_margin(np.zeros((4, 3)), [0, 0, 1, 1])

@@ -17,11 +17,12 @@ def _normalize_backward(unit, norm, grad_unit):
 
 
 def energy_and_grad(embeddings, labels, proxies, proxy_labels, alpha, delta_att, delta_rep,
-                    normalize_proxies=True):
+                    normalize_proxies=True, proxy_self_attraction=True):
   """Returns (U, dU/d embeddings, dU/d proxies) in float64.
 
   U = sum over ordered pairs a != b of valid points (label >= 0) of
-  -max(d, delta_att)^-alpha (same label) or min(d, delta_rep)^-alpha (different labels).
+  -max(d, delta_att)^-alpha (same label) or min(d, delta_rep)^-alpha (different labels);
+  without ``proxy_self_attraction`` a pair of two proxies with the same label is skipped.
   """
   emb = np.asarray(embeddings, np.float64)
   prox = np.asarray(proxies, np.float64).reshape(-1, emb.shape[1])
@@ -33,12 +34,15 @@ def energy_and_grad(embeddings, labels, proxies, proxy_labels, alpha, delta_att,
   x = np.concatenate([emb_unit, prox_unit])
   lab = np.concatenate([np.asarray(labels), np.asarray(proxy_labels).reshape(-1)])
   n = len(x)
+  is_proxy = np.arange(n) >= len(emb)
   energy = 0.0
   grad_x = np.zeros_like(x)
   for a in range(n):
     if lab[a] < 0:
       continue
-    others = np.array([b for b in range(n) if b != a and lab[b] >= 0], dtype=int)
+    others = np.array([b for b in range(n) if b != a and lab[b] >= 0 and (
+        proxy_self_attraction or not (is_proxy[a] and is_proxy[b] and lab[a] == lab[b]))],
+                      dtype=int)
     if not len(others):
       continue
     diff = x[a] - x[others]

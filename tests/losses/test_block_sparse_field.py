@@ -9,6 +9,7 @@ from pfml_jax.losses import potential_energy
 from pfml_jax.losses.block_sparse_field import BlockLayout, block_sparse_energy_and_grad
 from pfml_jax.losses.dense_field import dense_energy
 from pfml_jax.losses.potentials import FieldParams
+from tests.losses import field_reference
 from tests.losses.test_potential_energy import assert_matches_reference, clustered_points
 
 FIELD = FieldParams(3.0, 0.2, 0.2)
@@ -109,3 +110,15 @@ def test_unnormalised_proxy_close_to_an_embedding_is_not_missed():
   # their normalisation projects away, an ill-conditioned cancellation in any float32 path).
   np.testing.assert_allclose(got_grads[1], want_grads[1],
                              atol=1e-4 * np.abs(want_grads[1]).max())
+
+
+def test_sharded_without_proxy_self_attraction_matches_float64():
+  """Proxies split over eight devices: the proxies' rows are still recognised as proxies."""
+  rng = np.random.default_rng(12)
+  embeddings, labels, proxies, proxy_labels = clustered_points(rng, 40, 10, 4, 16, spread=0.4)
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+  kwargs = dict(alpha=3.0, delta_att=0.2, delta_rep=0.3, proxy_self_attraction=False)
+  got = sharded_energy_and_grads(mesh, embeddings, labels, proxies, proxy_labels, mesh=mesh,
+                                 **kwargs)
+  want = field_reference.energy_and_grad(embeddings, labels, proxies, proxy_labels, **kwargs)
+  assert_matches_reference(got, want)

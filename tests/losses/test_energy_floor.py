@@ -12,12 +12,17 @@ from tests.losses import field_reference
 FIELD = dict(alpha=3.0, delta_att=0.15, delta_rep=0.25)
 
 
-def enumerated_floor(labels, alpha, delta_att, delta_rep):
-  """The floor in float64 by visiting every ordered pair of valid points."""
-  valid = [int(label) for label in labels if label >= 0]
+def enumerated_floor(labels, alpha, delta_att, delta_rep, proxies_from=None):
+  """The floor in float64 by visiting every ordered pair of valid points; same-label pairs of
+  two points at or after ``proxies_from`` (proxies without self-attraction) add nothing."""
+  kept = [(int(label), index) for index, label in enumerate(labels) if label >= 0]
+  unpulled = lambda a, b: proxies_from is not None and min(a, b) >= proxies_from
   total = 0.0
-  for a, b in itertools.permutations(range(len(valid)), 2):
-    total += -delta_att ** -alpha if valid[a] == valid[b] else delta_rep ** -alpha
+  for (label_a, a), (label_b, b) in itertools.permutations(kept, 2):
+    if label_a != label_b:
+      total += delta_rep ** -alpha
+    elif not unpulled(a, b):
+      total += -delta_att ** -alpha
   return total
 
 
@@ -50,8 +55,21 @@ def test_floor_bounds_the_energy_from_below():
   assert energy - floor > 0
 
 
+def test_floor_without_proxy_self_attraction_leaves_out_same_class_proxy_pairs():
+  rng = np.random.default_rng(3)
+  labels = rng.integers(-1, 5, 30).astype(np.int32)
+  proxy_labels = np.repeat(np.arange(6, dtype=np.int32), 4)
+  proxy_labels[-3:] = -1
+  got = energy_floor(labels, proxy_labels, proxy_self_attraction=False, **FIELD)
+  want = enumerated_floor(np.concatenate([labels, proxy_labels]), **FIELD,
+                          proxies_from=len(labels))
+  assert float(got) == pytest.approx(want, rel=1e-6)
+  assert want > enumerated_floor(np.concatenate([labels, proxy_labels]), **FIELD)
+
+
+@pytest.mark.parametrize("self_attraction", [True, False])
 @pytest.mark.parametrize("method", ["dense", "block_sparse"])
-def test_floor_is_reached_by_a_settled_field(method):
+def test_floor_is_reached_by_a_settled_field(method, self_attraction):
   """Classes on orthogonal axes (sqrt(2) apart), members within delta_att: U equals the floor."""
   rng = np.random.default_rng(2)
   num_classes, dim = 12, 32
@@ -62,9 +80,10 @@ def test_floor_is_reached_by_a_settled_field(method):
     points = np.eye(dim)[point_labels] + 0.005 * rng.normal(size=(len(point_labels), dim))
     return points.astype(np.float32)
 
+  switch = dict(FIELD, proxy_self_attraction=self_attraction)
   energy = potential_energy(settled(labels), labels, settled(proxy_labels), proxy_labels,
-                            method=method, **FIELD)
-  floor = energy_floor(labels, proxy_labels, **FIELD)
+                            method=method, **switch)
+  floor = energy_floor(labels, proxy_labels, **switch)
   assert float(energy) == pytest.approx(float(floor), rel=1e-6)
 
 

@@ -198,11 +198,12 @@ def cuda_lowering_context():
   return jax.sharding.use_abstract_mesh(mesh)
 
 
-@pytest.mark.parametrize("num_points, dim, shards", [(1600, 512, 1), (22736, 384, 1),
-                                                     (5000, 512, 4)])
-def test_kernels_lower_to_triton_for_cuda(num_points, dim, shards):
-  """The default kernels lower to two Triton custom calls at CUB and SOP sizes, and for one
-  row shard of several (no triangle; row_start traced)."""
+@pytest.mark.parametrize("num_points, dim, shards, unpulled_from",
+                         [(1600, 512, 1, None), (22736, 384, 1, None), (5000, 512, 4, None),
+                          (1600, 512, 1, 100)])
+def test_kernels_lower_to_triton_for_cuda(num_points, dim, shards, unpulled_from):
+  """The default kernels lower to two Triton custom calls at CUB and SOP sizes, for one row
+  shard of several (no triangle; row_start traced) and without proxy self-attraction."""
   field = FieldParams()
   layout = pallas_field.kernel_layout(num_points, shards, pallas_field.DEFAULT_CONFIG)
   points = jax.ShapeDtypeStruct((layout.padded_size, dim), jnp.float32)
@@ -210,7 +211,8 @@ def test_kernels_lower_to_triton_for_cuda(num_points, dim, shards):
   row_start = jax.ShapeDtypeStruct((), jnp.int32)
 
   def energy_and_grad(points, labels, row_start):
-    return pallas_field.pallas_energy_and_grad(points, labels, row_start, layout, field)
+    return pallas_field.pallas_energy_and_grad(points, labels, row_start, layout, field,
+                                               unpulled_from=unpulled_from)
 
   with cuda_lowering_context():
     lowered = jax.jit(energy_and_grad).trace(points, labels, row_start).lower(
@@ -219,3 +221,17 @@ def test_kernels_lower_to_triton_for_cuda(num_points, dim, shards):
   assert text.count("__gpu$xla.gpu.triton") == 2
   assert "pfml_field_screen" in text and "pfml_field_exact" in text
 
+
+@pytest.mark.parametrize("method", ["pallas", "pallas_screen"])
+def test_without_proxy_self_attraction_matches_float64(method):
+  """The kernels leave same-class proxy pairs out like the float64 reference."""
+  rng = np.random.default_rng(11)
+  embeddings, labels, proxies, proxy_labels = clustered_points(rng, 30, 6, 4, 24, spread=0.4)
+  kwargs = dict(alpha=3.0, delta_att=0.2, delta_rep=0.3, proxy_self_attraction=False)
+  got = energy_and_grads(embeddings, labels, proxies, proxy_labels, method=method,
+                         kernel_config=SMALL, **kwargs)
+  want = field_reference.energy_and_grad(embeddings, labels, proxies, proxy_labels, **kwargs)
+  assert_matches_reference(got, want)
+  with_term = field_reference.energy_and_grad(embeddings, labels, proxies, proxy_labels,
+                                              **dict(kwargs, proxy_self_attraction=True))
+  assert abs(with_term[0] - want[0]) > 1e-3 * abs(want[0])  # the term matters here

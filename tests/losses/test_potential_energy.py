@@ -67,11 +67,12 @@ def test_padding_rows_contribute_nothing(method):
   assert np.all(grad_emb[40:] == 0) and np.all(grad_prox[32:] == 0)
 
 
-def test_reference_gradient_matches_finite_differences():
+@pytest.mark.parametrize("self_attraction", [True, False])
+def test_reference_gradient_matches_finite_differences(self_attraction):
   """The float64 oracle's analytic gradient is itself checked by central differences."""
   rng = np.random.default_rng(2)
   embeddings, labels, proxies, proxy_labels = clustered_points(rng, 6, 2, 2, 3, spread=0.3)
-  args = (3.0, 0.3, 0.25)
+  args = (3.0, 0.3, 0.25, True, self_attraction)
   embeddings, proxies = embeddings.astype(np.float64), proxies.astype(np.float64)
   _, grad_emb, grad_prox = field_reference.energy_and_grad(embeddings, labels, proxies,
                                                            proxy_labels, *args)
@@ -200,3 +201,32 @@ def test_bad_arguments_name_the_problem(bad):
   name = next(iter(bad))
   with pytest.raises(ValueError, match=name):
     potential_energy(jnp.ones((2, 3)), jnp.array([0, 1]), **bad)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("self_attraction", [True, False])
+def test_proxy_self_attraction_switch_matches_float64_reference(method, self_attraction):
+  """Same-class proxy-proxy pairs in or out, energy and gradients, padding rows included."""
+  rng = np.random.default_rng(21)
+  embeddings, labels, proxies, proxy_labels = clustered_points(rng, 30, 6, 5, 8, spread=0.4)
+  proxies = np.concatenate([proxies, rng.normal(size=(3, 8)).astype(np.float32)])
+  proxy_labels = np.concatenate([proxy_labels, -np.ones(3, np.int32)])
+  kwargs = dict(alpha=3.0, delta_att=0.2, delta_rep=0.3)
+  got = energy_and_grads(embeddings, labels, proxies, proxy_labels, method=method,
+                         proxy_self_attraction=self_attraction, **kwargs)
+  want = field_reference.energy_and_grad(embeddings, labels, proxies, proxy_labels,
+                                         proxy_self_attraction=self_attraction, **kwargs)
+  assert_matches_reference(got, want)
+
+
+def test_without_proxy_self_attraction_the_proxies_of_a_class_feel_no_pull_from_each_other():
+  """Two proxies of one class and nothing else: no energy and no force without the term."""
+  proxies = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)  # far beyond delta_att
+  embeddings, labels = np.array([[1.0, 1.0]], np.float32), np.array([-1], np.int32)
+  proxy_labels = np.array([0, 0], np.int32)
+  for method in METHODS:
+    on = energy_and_grads(embeddings, labels, proxies, proxy_labels, method=method)
+    off = energy_and_grads(embeddings, labels, proxies, proxy_labels, method=method,
+                           proxy_self_attraction=False)
+    assert on[0] == pytest.approx(-2 * 2 ** -1.5) and np.abs(on[2]).max() > 1
+    assert off[0] == 0 and np.all(off[2] == 0)
