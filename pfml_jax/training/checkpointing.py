@@ -6,17 +6,33 @@ temporary folder and renames it when complete, so an interrupted save never repl
 Restores go against an abstract state that carries the current shardings, so a checkpoint
 written on one device count or mesh restores onto another.
 
-Faults: a checkpoint that cannot be read back (e.g. damaged by a bad copy) is moved aside to
-``<workdir>/checkpoints_unreadable/<step>`` and the run resumes from the newest readable one;
+Verified: every checkpoint holds a digest item, the CRC-32 of each array's host bytes,
+computed when saving and checked on every restore, so bytes changed inside an array file (which
+TensorStore's chunks carry no checksum for) are found and the array named. Each process digests
+the global value of every array (sharded arrays are gathered first), so all processes write and
+check the same digests and a checkpoint restores onto any mesh; process 0's copy is written.
+Only finite states are saved (NonFiniteStateError otherwise), and a restored state holding a
+non-finite array (written before that rule) counts as damaged. Checkpoints written before
+digests existed restore with one warning.
+
+Faults: a checkpoint that cannot be read back (damaged or cut files, an array that differs from
+its digest, a JSON item such as ``metrics`` that does not parse, an empty step folder) is moved
+aside to ``<workdir>/checkpoints_unreadable/<step>`` and the run resumes from the newest
+readable one (in read-only use it is only named, and a step folder whose JSON is damaged is
+left out); checkpoints whose metrics lack the selection metric rank last;
 a save that fails for lack of disk space raises one ``CheckpointSaveError`` naming the folder,
 the free space and the size needed; the temporary folders such a save leaves behind are
 removed on the next start.
 """
 
+import dataclasses
 import errno
+import json
+import math
 import re
 import shutil
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +42,32 @@ from absl import logging
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-from pfml_jax.user_errors import MissingFileError
+from pfml_jax.training.train_state import array_names
+from pfml_jax.user_errors import MissingFileError, UserInputError
 
 
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
+DIGEST_ALGORITHM = "crc32"  # zlib's: in the standard library, ~1 GB/s (docs/benchmarks.md)
+# The JSON files orbax writes into a step folder: one that does not parse makes it unreadable.
+JSON_FILES = ("_CHECKPOINT_METADATA", "metrics/metrics", "input/metadata", "config/metadata",
+              "digest/metadata")
 
 
-class CheckpointUnreadableError(RuntimeError):
-  """A checkpoint on disk could not be restored (damaged or incomplete files)."""
+class CheckpointUnreadableError(UserInputError, RuntimeError):
+  """A checkpoint on disk could not be restored (damaged or incomplete files). The user
+  chooses another checkpoint or resumes, which moves it aside: one ``error:`` line."""
+
+
+class CheckpointDamagedError(RuntimeError):
+  """Restored arrays differ from their digest, or are not finite."""
+
+
+class NonFiniteStateError(ValueError):
+  """A state to save holds NaN or infinite values (``arrays``: their names)."""
+
+  def __init__(self, arrays: list[str]):
+    super().__init__(f"not finite: {arrays}")
+    self.arrays = arrays
 
 
 class CheckpointSaveError(OSError):
@@ -46,31 +80,47 @@ class Checkpoints:
   def __init__(self, workdir: str | Path, *, keep: int, selection_metric: str,
                read_only: bool = False):
     self.selection_metric = selection_metric
-    best = lambda metrics: float(metrics[selection_metric])
+    best = lambda metrics: _rank(metrics, selection_metric)
+    self.read_only = read_only
+    self.directory = Path(workdir).absolute() / "checkpoints"
+    self.unreadable_directory = self.directory.parent / "checkpoints_unreadable"
+    self._pending: tuple[int, int] | None = None  # (step, bytes) of the save in flight
+    self._warned_unverified = False
+    if not read_only:
+      self.cleanup_partial_saves()
+    damaged = self._damaged_step_folders()
+    if not read_only:
+      for step, problem in damaged.items():
+        self._move_folder_aside(step, problem)
+    elif damaged:
+      logging.warning("Checkpoint(s) %s in %s are damaged and left out (%s); --mode=train "
+                      "moves them aside.", sorted(damaged), self.directory,
+                      "; ".join(f"{s}: {p}" for s, p in sorted(damaged.items())))
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
             policies.BestN(get_metric_fn=best, n=1, keep_checkpoints_without_metrics=False),
         ]),
         best_fn=best, best_mode="max", create=not read_only, read_only=read_only,
-        enable_async_checkpointing=True)
-    self.read_only = read_only
-    self.directory = Path(workdir).absolute() / "checkpoints"
-    self.unreadable_directory = self.directory.parent / "checkpoints_unreadable"
-    self._pending: tuple[int, int] | None = None  # (step, bytes) of the save in flight
-    if not read_only:
-      self.cleanup_partial_saves()
+        enable_async_checkpointing=True,
+        step_name_format=_WithoutSteps(ocp.step.standard_name_format(), frozenset(damaged))
+        if read_only and damaged else None)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers={
         "state": ocp.StandardCheckpointHandler(), "input": ocp.JsonCheckpointHandler(),
-        "config": ocp.JsonCheckpointHandler()})
+        "config": ocp.JsonCheckpointHandler(), "digest": ocp.JsonCheckpointHandler()})
+    if not read_only:
+      self._warn_unranked()
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def best_step(self) -> int | None:
-    """The step with the best validation metric; the latest when none was evaluated."""
-    with_metrics = [s for s in self.manager.all_steps() if self.manager.metrics(s)]
-    return self.manager.best_step() if with_metrics else self.latest_step()
+    """The step with the best validation metric; the latest when none recorded it.
+
+    Checkpoints whose metrics lack the selection metric (it changed on resume) rank last."""
+    ranked = [s for s in self.manager.all_steps()
+              if self.selection_metric in (self.manager.metrics(s) or {})]
+    return self.manager.best_step() if ranked else self.latest_step()
 
   def resolve(self, which: str) -> int:
     """'latest', 'best' or a step number -> an existing step (clear error otherwise)."""
@@ -88,16 +138,24 @@ class Checkpoints:
            metrics: dict[str, float] | None = None) -> None:
     """Starts an asynchronous save of step ``step`` (no-op if that step is saved already).
 
-    Raises CheckpointSaveError (here or from a later ``wait``) if the disk is full.
+    Raises NonFiniteStateError (before writing anything) if an array of ``state`` is not
+    finite, and CheckpointSaveError (here or from a later ``wait``) if the disk is full.
     """
     if step in self.manager.all_steps():
       return
+    names, values = array_names(state), host_values(state)
+    non_finite = [name for name, value in zip(names, values) if not np.isfinite(value).all()]
+    if non_finite:
+      raise NonFiniteStateError(non_finite)
+    digest = {"algorithm": DIGEST_ALGORITHM,
+              "arrays": {name: array_digest(value) for name, value in zip(names, values)}}
     self.wait()  # a failure of the previous save is reported as that step's
     self._pending = (step, state_bytes(state))
     with self._save_errors():
       self.manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), input=ocp.args.JsonSave(input_state),
-          config=ocp.args.JsonSave(config)), metrics=metrics, force=True)
+          config=ocp.args.JsonSave(config), digest=ocp.args.JsonSave(digest)),
+          metrics=metrics, force=True)
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """(state placed with the shardings of ``abstract_state``, input state) of ``step``.
@@ -198,8 +256,8 @@ class Checkpoints:
   # -- internals -------------------------------------------------------------------------------
   def _restore(self, step, abstract_state):
     self.wait()
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), input=ocp.args.JsonRestore()))
+    restored = self._restore_verified(step, state=ocp.args.StandardRestore(abstract_state),
+                                      input=ocp.args.JsonRestore())
     return restored["state"], restored["input"]
 
   def _restore_as_saved(self, step):
@@ -208,9 +266,62 @@ class Checkpoints:
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                             metadata.tree)
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract)))
+    restored = self._restore_verified(step, state=ocp.args.StandardRestore(abstract))
     return jax.device_get(restored["state"])
+
+  def _restore_verified(self, step: int, **items):
+    """The ``items`` of ``step``, its state checked against the digest recorded at save."""
+    has_digest = (self.directory / str(step) / "digest").is_dir()
+    if has_digest:
+      items["digest"] = ocp.args.JsonRestore()
+    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    self._verify(step, restored["state"], restored["digest"] if has_digest else None)
+    return restored
+
+  def _verify(self, step: int, state: Any, digest: dict | None) -> None:
+    """Raises CheckpointDamagedError if an array of ``state`` is not finite or differs from
+    ``digest`` (None: a checkpoint written before digests, restored with one warning)."""
+    names, values = array_names(state), host_values(state)
+    non_finite = [name for name, value in zip(names, values) if not np.isfinite(value).all()]
+    if non_finite:
+      raise CheckpointDamagedError(
+          f"{len(non_finite)} array(s) hold NaN or infinite values, e.g. {non_finite[0]} (a "
+          "diverged run saved it)")
+    if digest is None:
+      if not self._warned_unverified:
+        logging.warning("Checkpoint %d in %s has no array digests (written by an older "
+                        "version); its arrays are restored unverified.", step, self.directory)
+        self._warned_unverified = True
+      return
+    recorded = digest["arrays"]
+    differ = [name for name, value in zip(names, values)
+              if recorded.get(name) != array_digest(value)]
+    if differ:
+      raise CheckpointDamagedError(
+          f"array {differ[0]} (and {len(differ) - 1} more) differs from the {DIGEST_ALGORITHM} "
+          "digest recorded when it was saved: its files are damaged")
+
+  def _damaged_step_folders(self) -> dict[int, str]:
+    """{step: what is wrong} for the step folders orbax cannot list or read: a JSON file that
+    does not parse (it would fail creating the manager), or no state at all (an empty folder)."""
+    if not self.directory.is_dir():
+      return {}
+    damaged = {}
+    for folder in self.directory.iterdir():
+      if folder.name.isdigit() and folder.is_dir():
+        problem = _folder_problem(folder)
+        if problem:
+          damaged[int(folder.name)] = problem
+    return damaged
+
+  def _warn_unranked(self) -> None:
+    unranked = [s for s in self.manager.all_steps()
+                if _rank(self.manager.metrics(s) or {}, self.selection_metric) == -math.inf
+                and self.manager.metrics(s)]
+    if unranked:
+      logging.warning("Checkpoint(s) %s were evaluated without %r (the selection metric "
+                      "changed?); they rank last when choosing the best checkpoint.",
+                      unranked, self.selection_metric)
 
   def _readable(self, step, restore) -> bool:
     try:
@@ -225,19 +336,22 @@ class Checkpoints:
         "damaged or incomplete.")
 
   def _move_aside(self, step: int, error: Exception) -> None:
+    self._move_folder_aside(step, _summary(error))
+    self.manager.reload()
+
+  def _move_folder_aside(self, step: int, problem: str) -> None:
     source = self.directory / str(step)
     target = self.unreadable_directory / str(step)
     if target.exists():
       target = target.with_name(f"{step}.{int(time.time())}")
     logging.warning("Checkpoint %d in %s cannot be read (%s); moving it to %s.", step,
-                    self.directory, _summary(error), target)
+                    self.directory, problem, target)
     if jax.process_index() == 0:
       target.parent.mkdir(parents=True, exist_ok=True)
       shutil.move(str(source), str(target))
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices(f"checkpoint_moved_aside_{step}")
-    self.manager.reload()
 
   class _SaveErrors:
     def __init__(self, checkpoints):
@@ -283,10 +397,67 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
                       tree, shardings)
 
 
+def host_values(tree: Any) -> list[np.ndarray]:
+  """The global value of every array of ``tree`` on this host, in ``jax.tree.leaves`` order
+  (arrays sharded over several processes are gathered: a collective every process joins)."""
+  leaves = jax.tree.leaves(tree)
+  if jax.process_count() == 1:
+    return [np.asarray(x) for x in jax.device_get(leaves)]
+  from jax.experimental import multihost_utils
+  return [np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) and x.is_fully_replicated
+          else np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in leaves]
+
+
+def array_digest(value: np.ndarray) -> str:
+  """The CRC-32 of an array's bytes (C order), as 8 hex digits."""
+  data = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
+  return f"{zlib.crc32(data):08x}"
+
+
 def state_bytes(tree: Any) -> int:
   """The bytes of the arrays in ``tree``: the size a checkpoint of it needs, about."""
   return int(sum(np.prod(x.shape, dtype=np.int64) * np.dtype(x.dtype).itemsize
                  for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
+
+
+def _rank(metrics: Any, selection_metric: str) -> float:
+  """A checkpoint's rank: its selection metric; -inf (last) when it lacks it or is NaN."""
+  value = metrics.get(selection_metric) if isinstance(metrics, dict) else None
+  return float(value) if isinstance(value, (int, float)) and not math.isnan(value) else -math.inf
+
+
+def _folder_problem(folder: Path) -> str | None:
+  """What makes step folder ``folder`` unreadable before orbax opens it, or None."""
+  if not (folder / "state").is_dir():
+    return "the folder holds no state: empty or incomplete"
+  for name in JSON_FILES:
+    path = folder / name
+    try:
+      if path.is_file():
+        json.loads(path.read_text())
+    except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are both
+      return f"{path} cannot be parsed as JSON ({type(error).__name__}: {str(error)[:80]})"
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class _WithoutSteps:
+  """orbax's step-folder naming, blind to the ``excluded`` steps (damaged folders a read-only
+  reader must not open, since the manager reads every step's metrics when it starts)."""
+
+  inner: Any
+  excluded: frozenset[int]
+
+  def build_name(self, step: int) -> str:
+    return self.inner.build_name(step)
+
+  def find_all(self, base_path):
+    return (m for m in self.inner.find_all(base_path) if m.step not in self.excluded)
+
+  def find_step(self, base_path, step: int):
+    if step in self.excluded:
+      raise ValueError(f"Checkpoint {step} in {base_path} is damaged and left out.")
+    return self.inner.find_step(base_path, step)
 
 
 def _is_disk_full(error: BaseException, seen=None) -> bool:
