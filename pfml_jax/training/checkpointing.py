@@ -279,27 +279,27 @@ class Checkpoints:
     return restored
 
   def _verify(self, step: int, state: Any, digest: dict | None) -> None:
-    """Raises CheckpointDamagedError if an array of ``state`` is not finite or differs from
-    ``digest`` (None: a checkpoint written before digests, restored with one warning)."""
+    """Raises CheckpointDamagedError if an array of ``state`` differs from ``digest``, or, for
+    a checkpoint written before digests (``digest`` None: restored with one warning), if one
+    is not finite (saves since then refuse non-finite states)."""
     names, values = array_names(state), host_values(state)
+    if digest is not None:
+      recorded = digest["arrays"]
+      differ = [name for name, value in zip(names, values)
+                if recorded.get(name) != array_digest(value)]
+      if differ:
+        raise CheckpointDamagedError(
+            f"{_first(differ)} differs from the {DIGEST_ALGORITHM} digest recorded when it "
+            "was saved: its files are damaged")
+      return
     non_finite = [name for name, value in zip(names, values) if not np.isfinite(value).all()]
     if non_finite:
-      raise CheckpointDamagedError(
-          f"{len(non_finite)} array(s) hold NaN or infinite values, e.g. {non_finite[0]} (a "
-          "diverged run saved it)")
-    if digest is None:
-      if not self._warned_unverified:
-        logging.warning("Checkpoint %d in %s has no array digests (written by an older "
-                        "version); its arrays are restored unverified.", step, self.directory)
-        self._warned_unverified = True
-      return
-    recorded = digest["arrays"]
-    differ = [name for name, value in zip(names, values)
-              if recorded.get(name) != array_digest(value)]
-    if differ:
-      raise CheckpointDamagedError(
-          f"array {differ[0]} (and {len(differ) - 1} more) differs from the {DIGEST_ALGORITHM} "
-          "digest recorded when it was saved: its files are damaged")
+      raise CheckpointDamagedError(f"{_first(non_finite)} holds NaN or infinite values (saved "
+                                   "by a diverged run)")
+    if not self._warned_unverified:
+      logging.warning("Checkpoint %d in %s has no array digests (written by an older version); "
+                      "its arrays are restored unverified.", step, self.directory)
+      self._warned_unverified = True
 
   def _damaged_step_folders(self) -> dict[int, str]:
     """{step: what is wrong} for the step folders orbax cannot list or read: a JSON file that
@@ -418,6 +418,10 @@ def state_bytes(tree: Any) -> int:
   """The bytes of the arrays in ``tree``: the size a checkpoint of it needs, about."""
   return int(sum(np.prod(x.shape, dtype=np.int64) * np.dtype(x.dtype).itemsize
                  for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
+
+
+def _first(names: list[str]) -> str:
+  return f"array {names[0]}" + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
 
 
 def _rank(metrics: Any, selection_metric: str) -> float:
