@@ -6,7 +6,7 @@ temporary folder and renames it when complete, so an interrupted save never repl
 Restores go against an abstract state that carries the current shardings, so a checkpoint
 written on one device count or mesh restores onto another.
 
-Verified: every checkpoint holds a digest item, the CRC-32 of each array's host bytes,
+Verified: every checkpoint holds a digest item, the CRC-32C of each array's host bytes,
 computed when saving and checked on every restore, so bytes changed inside an array file (which
 TensorStore's chunks carry no checksum for) are found and the array named. Each process digests
 the global value of every array (sharded arrays are gathered first), so all processes write and
@@ -32,10 +32,10 @@ import math
 import re
 import shutil
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
+import crc32c
 import jax
 import numpy as np
 from absl import logging
@@ -47,7 +47,9 @@ from pfml_jax.user_errors import MissingFileError, UserInputError
 
 
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
-DIGEST_ALGORITHM = "crc32"  # zlib's: in the standard library, ~1 GB/s (docs/benchmarks.md)
+# Our choice: CRC-32C in hardware, 2.5 GiB/s against zlib.crc32's 0.33 GiB/s on this
+# repository's CPU machine (docs/benchmarks.md); catches any change of a few bytes.
+DIGEST_ALGORITHM = "crc32c"
 # The JSON files orbax writes into a step folder: one that does not parse makes it unreadable.
 JSON_FILES = ("_CHECKPOINT_METADATA", "metrics/metrics", "input/metadata", "config/metadata",
               "digest/metadata")
@@ -75,7 +77,8 @@ class CheckpointSaveError(OSError):
 
 
 class Checkpoints:
-  """The run's checkpoint folder, ``<workdir>/checkpoints/<step>/{state,input,config}``."""
+  """The run's checkpoint folder, ``<workdir>/checkpoints/<step>/{state,input,config,digest}``
+  (and ``metrics`` where the step was evaluated)."""
 
   def __init__(self, workdir: str | Path, *, keep: int, selection_metric: str,
                read_only: bool = False):
@@ -88,14 +91,7 @@ class Checkpoints:
     self._warned_unverified = False
     if not read_only:
       self.cleanup_partial_saves()
-    damaged = self._damaged_step_folders()
-    if not read_only:
-      for step, problem in damaged.items():
-        self._move_folder_aside(step, problem)
-    elif damaged:
-      logging.warning("Checkpoint(s) %s in %s are damaged and left out (%s); --mode=train "
-                      "moves them aside.", sorted(damaged), self.directory,
-                      "; ".join(f"{s}: {p}" for s, p in sorted(damaged.items())))
+    left_out = self._set_aside_damaged_folders()
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
@@ -103,8 +99,8 @@ class Checkpoints:
         ]),
         best_fn=best, best_mode="max", create=not read_only, read_only=read_only,
         enable_async_checkpointing=True,
-        step_name_format=_WithoutSteps(ocp.step.standard_name_format(), frozenset(damaged))
-        if read_only and damaged else None)
+        step_name_format=_WithoutSteps(ocp.step.standard_name_format(), left_out)
+        if left_out else None)
     self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers={
         "state": ocp.StandardCheckpointHandler(), "input": ocp.JsonCheckpointHandler(),
         "config": ocp.JsonCheckpointHandler(), "digest": ocp.JsonCheckpointHandler()})
@@ -283,7 +279,7 @@ class Checkpoints:
     a checkpoint written before digests (``digest`` None: restored with one warning), if one
     is not finite (saves since then refuse non-finite states)."""
     names, values = array_names(state), host_values(state)
-    if digest is not None:
+    if digest is not None and digest.get("algorithm") == DIGEST_ALGORITHM:
       recorded = digest["arrays"]
       differ = [name for name, value in zip(names, values)
                 if recorded.get(name) != array_digest(value)]
@@ -301,23 +297,30 @@ class Checkpoints:
                       "its arrays are restored unverified.", step, self.directory)
       self._warned_unverified = True
 
-  def _damaged_step_folders(self) -> dict[int, str]:
-    """{step: what is wrong} for the step folders orbax cannot list or read: a JSON file that
-    does not parse (it would fail creating the manager), or no state at all (an empty folder)."""
-    if not self.directory.is_dir():
-      return {}
+  def _set_aside_damaged_folders(self) -> frozenset[int]:
+    """Moves aside the step folders orbax cannot list or read (a JSON file that does not parse
+    would fail creating the manager; a folder without state, restoring); read-only, only names
+    them. Returns the steps the manager must leave out (read-only: the damaged ones)."""
     damaged = {}
-    for folder in self.directory.iterdir():
-      if folder.name.isdigit() and folder.is_dir():
-        problem = _folder_problem(folder)
-        if problem:
-          damaged[int(folder.name)] = problem
-    return damaged
+    for folder in self.directory.iterdir() if self.directory.is_dir() else ():
+      problem = _folder_problem(folder) if folder.name.isdigit() and folder.is_dir() else None
+      if problem:
+        damaged[int(folder.name)] = problem
+    if self.read_only:
+      if damaged:
+        logging.warning("Checkpoint(s) %s in %s are damaged and left out (%s); --mode=train "
+                        "moves them aside.", sorted(damaged), self.directory,
+                        "; ".join(f"{s}: {p}" for s, p in sorted(damaged.items())))
+      return frozenset(damaged)
+    _sync("checkpoint_folders_inspected")  # every process inspects before any folder moves
+    for step, problem in sorted(damaged.items()):
+      self._move_folder_aside(step, problem)
+    return frozenset()
 
   def _warn_unranked(self) -> None:
-    unranked = [s for s in self.manager.all_steps()
-                if _rank(self.manager.metrics(s) or {}, self.selection_metric) == -math.inf
-                and self.manager.metrics(s)]
+    recorded = {s: self.manager.metrics(s) for s in self.manager.all_steps()}
+    unranked = [s for s, metrics in recorded.items()
+                if metrics and _rank(metrics, self.selection_metric) == -math.inf]
     if unranked:
       logging.warning("Checkpoint(s) %s were evaluated without %r (the selection metric "
                       "changed?); they rank last when choosing the best checkpoint.",
@@ -349,9 +352,7 @@ class Checkpoints:
     if jax.process_index() == 0:
       target.parent.mkdir(parents=True, exist_ok=True)
       shutil.move(str(source), str(target))
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils
-      multihost_utils.sync_global_devices(f"checkpoint_moved_aside_{step}")
+    _sync(f"checkpoint_moved_aside_{step}")
 
   class _SaveErrors:
     def __init__(self, checkpoints):
@@ -409,15 +410,22 @@ def host_values(tree: Any) -> list[np.ndarray]:
 
 
 def array_digest(value: np.ndarray) -> str:
-  """The CRC-32 of an array's bytes (C order), as 8 hex digits."""
+  """The CRC-32C of an array's bytes (C order), as 8 hex digits."""
   data = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
-  return f"{zlib.crc32(data):08x}"
+  return f"{crc32c.crc32c(data):08x}"
 
 
 def state_bytes(tree: Any) -> int:
   """The bytes of the arrays in ``tree``: the size a checkpoint of it needs, about."""
   return int(sum(np.prod(x.shape, dtype=np.int64) * np.dtype(x.dtype).itemsize
                  for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
+
+
+def _sync(name: str) -> None:
+  """A barrier all processes pass together (nothing with one process)."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
 
 
 def _first(names: list[str]) -> str:
@@ -439,7 +447,7 @@ def _folder_problem(folder: Path) -> str | None:
     try:
       if path.is_file():
         json.loads(path.read_text())
-    except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are both
+    except (ValueError, OSError) as error:  # ValueError: JSONDecodeError, UnicodeDecodeError
       return f"{path} cannot be parsed as JSON ({type(error).__name__}: {str(error)[:80]})"
   return None
 

@@ -47,8 +47,13 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
     # Every array of the new state: a finite gradient times a huge learning rate can overflow
     # the parameters, and overflowing activations the BatchNorm running statistics.
     finite_arrays = jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(updated)])
-    finite = jnp.isfinite(value) & jnp.isfinite(grad_norm) & finite_arrays.all()
-    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+    # In two stages, the statistics checked on the first stage's result: a choice between the
+    # new and old statistics that depends on the new ones changes how XLA fuses their update
+    # (last-bit differences in the running means against the single-stage guard).
+    finite = jnp.isfinite(value) & jnp.isfinite(grad_norm) & _all_finite((trainable, opt_state))
+    kept = _keep_where(finite, updated, state)
+    finite &= _all_finite(kept.batch_stats)
+    new_state = _keep_where(finite, kept, state)
     metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite,
                "finite_arrays": finite_arrays}
     floor = loss.floor(batch["labels"], proxy_labels)
@@ -58,3 +63,13 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
     return new_state, metrics
 
   return train_step
+
+
+def _all_finite(tree) -> jax.Array:
+  return jax.tree.reduce(jnp.logical_and, jax.tree.map(lambda x: jnp.isfinite(x).all(), tree),
+                         jnp.bool_(True))
+
+
+def _keep_where(condition: jax.Array, new, old):
+  """``new`` where ``condition``, else ``old``, array by array."""
+  return jax.tree.map(lambda n, o: jnp.where(condition, n, o), new, old)

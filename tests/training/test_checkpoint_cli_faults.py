@@ -93,7 +93,7 @@ def test_bytes_flipped_inside_an_array_file_are_found_and_the_run_resumes(run_co
   assert evaluation.returncode == 2, evaluation.stderr
   (line,) = own_lines(evaluation)
   assert re.match(r"error: Checkpoint 4 .* cannot be read \(CheckpointDamagedError: array "
-                  r"\S+ differs from the crc32 digest", line), line
+                  r"\S+ differs from the crc32c digest", line), line
   assert "Readable checkpoints: [3, 2]" in line
 
   resumed = run(config, workdir, "--config.steps=6")
@@ -101,7 +101,7 @@ def test_bytes_flipped_inside_an_array_file_are_found_and_the_run_resumes(run_co
   lines = own_lines(resumed)
   assert len(lines) == 3, lines  # cannot be read; moved aside; resuming from 3
   assert all("Checkpoint 4" in line or "[4]" in line for line in lines), lines
-  assert "differs from the crc32 digest" in lines[0] and "resuming from step 3" in lines[2]
+  assert "differs from the crc32c digest" in lines[0] and "resuming from step 3" in lines[2]
   assert (workdir / "checkpoints_unreadable" / "4" / "state").is_dir()
   assert steps_on_disk(workdir)[-1] == 6
 

@@ -21,8 +21,8 @@ def steps_on_disk(workdir):
 
 def damage(workdir, step):
   """Changes the first bytes (a compressed chunk's header) of the largest array data file of
-  checkpoint ``step``. (Bytes changed inside a chunk's payload can go undetected: the chunks
-  carry no checksum.)"""
+  checkpoint ``step``: TensorStore fails to read it. (Bytes changed inside a chunk's payload
+  read back without an error; the digest finds them: test_checkpoint_cli_faults.py.)"""
   data_files = (workdir / "checkpoints" / str(step) / "state").glob("ocdbt.process_*/d/*")
   target = max(data_files, key=lambda p: p.stat().st_size)
   data = bytearray(target.read_bytes())
@@ -118,7 +118,7 @@ def test_non_finite_step_is_never_checkpointed(image_folder, tmp_path):
   checkpoints = Checkpoints(tmp_path, keep=5, selection_metric="recall@1", read_only=True)
   for step in steps:
     state, _ = checkpoints.restore(step, abstract_like(exp.abstract_state, exp.state_shardings))
-    assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.trainable)))
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state)))
 
 
 def test_a_config_that_matches_no_checkpoint_moves_nothing(image_folder, tmp_path):
