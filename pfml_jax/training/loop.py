@@ -7,6 +7,7 @@ finite is never applied nor saved, and the loop stops with the checkpoints of th
 it, raising NonFiniteLossError naming the arrays.
 """
 
+import collections
 import dataclasses
 from typing import Any, Callable, Iterable
 
@@ -158,7 +159,8 @@ def _raise_non_finite(what: str, checkpoints) -> None:
       "checkpoint.")
 
 
-def _arrays(names: list[str], shown: int = 5) -> str:
-  listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more"
-                                       if len(names) > shown else "")
-  return f"{len(names)} array(s) of the new state ({listed})"
+def _arrays(names: list[str], shown: int = 3) -> str:
+  """e.g. "12 array(s) of the new state (12 in batch_stats; e.g. batch_stats/backbone/...)"."""
+  parts = collections.Counter(name.split("/")[0] for name in names)
+  counts = ", ".join(f"{count} in {part}" for part, count in parts.items())
+  return f"{len(names)} array(s) of the new state ({counts}; e.g. {', '.join(names[:shown])})"

@@ -130,3 +130,16 @@ def test_a_config_that_matches_no_checkpoint_moves_nothing(image_folder, tmp_pat
     trainer.train_and_evaluate(changed, str(tmp_path))
   assert steps_on_disk(tmp_path) == [2]
   assert not (tmp_path / "checkpoints_unreadable").exists()
+
+
+def test_a_non_finite_state_is_never_written(tmp_path):
+  """The checkpoint's own check, behind the step's guard: nothing non-finite reaches disk."""
+  state = {"params": {"w": jax.numpy.ones((3,))}, "batch_stats": {"var": jax.numpy.ones((2,))}}
+  with Checkpoints(tmp_path, keep=2, selection_metric="recall@1") as checkpoints:
+    checkpoints.save(1, state, {}, {})
+    broken = dict(state, batch_stats={"var": jax.numpy.array([1.0, np.inf])})
+    with pytest.raises(checkpointing.NonFiniteStateError) as raised:
+      checkpoints.save(2, broken, {}, {})
+    assert raised.value.arrays == ["batch_stats/var"]
+  assert steps_on_disk(tmp_path) == [1]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
