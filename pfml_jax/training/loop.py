@@ -130,14 +130,16 @@ def _check_finite(metrics: dict, step: int, checkpoints, names: list[str]) -> di
   naming what is not, otherwise."""
   if bool(metrics["finite"]):
     return metrics
-  what = [f"loss={metrics['loss']}"] if not np.isfinite(metrics["loss"]) else []
+  loss_finite = np.isfinite(metrics["loss"])
+  what = [] if loss_finite else [f"loss={metrics['loss']}"]
   if not np.isfinite(metrics["grad_norm"]):
     what.append(f"gradient norm={metrics['grad_norm']}")
   arrays = [name for name, ok in zip(names, metrics["finite_arrays"]) if not ok]
   if arrays:
     what.append(_arrays(arrays))
-  _raise_non_finite(f"Step {step}: not finite: {'; '.join(what)} (loss={metrics['loss']}). "
-                    "That step was not applied", checkpoints)
+  loss = f" (loss={metrics['loss']})" if loss_finite else ""
+  _raise_non_finite(f"Step {step}: not finite: {'; '.join(what)}{loss}. That step was not "
+                    "applied", checkpoints)
 
 
 def _save_finite(save: Callable, step: int, state, metrics: dict | None, checkpoints) -> None:
