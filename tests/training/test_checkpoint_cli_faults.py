@@ -35,10 +35,13 @@ OWN_WARNING = re.compile(r"^W\d{4} [\d:.]+ +\d+ (checkpointing|loop|trainer)\.py
 
 def run(config: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
   """``python -m pfml_jax.main`` on the tiny config, as a user runs it (one CPU device)."""
+  return run_module("pfml_jax.main", f"--config={config}", f"--workdir={workdir}", *args)
+
+
+def run_module(module: str, *args: str) -> subprocess.CompletedProcess:
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
   env.pop("XLA_FLAGS", None)
-  return subprocess.run([sys.executable, "-m", "pfml_jax.main", f"--config={config}",
-                         f"--workdir={workdir}", *args], cwd=REPO, env=env,
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=600)
 
 
@@ -95,6 +98,13 @@ def test_bytes_flipped_inside_an_array_file_are_found_and_the_run_resumes(run_co
   assert re.match(r"error: Checkpoint 4 .* cannot be read \(CheckpointDamagedError: array "
                   r"\S+ differs from the crc32c digest", line), line
   assert "Readable checkpoints: [3, 2]" in line
+  image = next(config.parent.glob("images/*/*.jpg"))  # the fixture's image folder
+  embedding = run_module("pfml_jax.inference", "embed", f"--workdir={workdir}",
+                         "--checkpoint=latest", f"--images={image}",
+                         f"--out={workdir.parent / 'embedded'}")
+  assert embedding.returncode == 2, embedding.stderr
+  (line,) = own_lines(embedding)
+  assert line.startswith("error: Checkpoint 4 ") and "crc32c digest" in line, line
 
   resumed = run(config, workdir, "--config.steps=6")
   assert resumed.returncode == 0, resumed.stderr
