@@ -6,11 +6,10 @@ temporary folder and renames it when complete, so an interrupted save never repl
 Restores go against an abstract state that carries the current shardings, so a checkpoint
 written on one device count or mesh restores onto another.
 
-Verified: every checkpoint holds a digest item, the CRC-32C of each array's host bytes,
-computed when saving and checked on every restore, so bytes changed inside an array file (which
-TensorStore's chunks carry no checksum for) are found and the array named. Each process digests
-the global value of every array (sharded arrays are gathered first), so all processes write and
-check the same digests and a checkpoint restores onto any mesh; process 0's copy is written.
+Verified: every checkpoint holds a digest item, the CRC-32C of each array's host bytes
+(``state_digest.py``), computed when saving and checked on every restore, so bytes changed
+inside an array file (which TensorStore's chunks carry no checksum for) are found and the array
+named. All processes compute the same digests; process 0's copy is written.
 Only finite states are saved (NonFiniteStateError otherwise), and a restored state holding a
 non-finite array (written before that rule) counts as damaged. Checkpoints written before
 digests existed restore with one warning.
@@ -35,21 +34,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import crc32c
 import jax
 import numpy as np
 from absl import logging
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from pfml_jax.training.state_digest import DIGEST_ALGORITHM, array_digest, host_values
 from pfml_jax.training.train_state import array_names
 from pfml_jax.user_errors import MissingFileError, UserInputError
 
 
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
-# Our choice: CRC-32C in hardware, 2.5 GiB/s against zlib.crc32's 0.33 GiB/s on this
-# repository's CPU machine (docs/benchmarks.md); catches any change of a few bytes.
-DIGEST_ALGORITHM = "crc32c"
 # The JSON files orbax writes into a step folder: one that does not parse makes it unreadable.
 JSON_FILES = ("_CHECKPOINT_METADATA", "metrics/metrics", "input/metadata", "config/metadata",
               "digest/metadata")
@@ -396,23 +392,6 @@ def abstract_like(tree: Any, shardings: Any) -> Any:
   """ShapeDtypeStructs of ``tree`` (arrays or structs) carrying ``shardings``."""
   return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                       tree, shardings)
-
-
-def host_values(tree: Any) -> list[np.ndarray]:
-  """The global value of every array of ``tree`` on this host, in ``jax.tree.leaves`` order
-  (arrays sharded over several processes are gathered: a collective every process joins)."""
-  leaves = jax.tree.leaves(tree)
-  if jax.process_count() == 1:
-    return [np.asarray(x) for x in jax.device_get(leaves)]
-  from jax.experimental import multihost_utils
-  return [np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) and x.is_fully_replicated
-          else np.asarray(multihost_utils.process_allgather(x, tiled=True)) for x in leaves]
-
-
-def array_digest(value: np.ndarray) -> str:
-  """The CRC-32C of an array's bytes (C order), as 8 hex digits."""
-  data = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
-  return f"{crc32c.crc32c(data):08x}"
 
 
 def state_bytes(tree: Any) -> int:
