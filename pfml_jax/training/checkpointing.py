@@ -24,12 +24,15 @@ the free space and the size needed; the temporary folders such a save leaves beh
 removed on the next start.
 """
 
+import contextlib
 import dataclasses
 import errno
+import gc
 import json
 import math
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -266,7 +269,8 @@ class Checkpoints:
     has_digest = (self.directory / str(step) / "digest").is_dir()
     if has_digest:
       items["digest"] = ocp.args.JsonRestore()
-    restored = self.manager.restore(step, args=ocp.args.Composite(**items))
+    with _abandoned_reads_collected():
+      restored = self.manager.restore(step, args=ocp.args.Composite(**items))
     self._verify(step, restored["state"], restored["digest"] if has_digest else None)
     return restored
 
@@ -398,6 +402,27 @@ def state_bytes(tree: Any) -> int:
   """The bytes of the arrays in ``tree``: the size a checkpoint of it needs, about."""
   return int(sum(np.prod(x.shape, dtype=np.int64) * np.dtype(x.dtype).itemsize
                  for x in jax.tree.leaves(tree) if hasattr(x, "shape")))
+
+
+@contextlib.contextmanager
+def _abandoned_reads_collected():
+  """A failed restore leaves orbax's other array reads unfinished; collected later, each prints
+  an "Exception ignored in <coroutine ...>" or "Event loop is closed" traceback (thousands of
+  lines). On failure they are collected here, their errors logged (to the log file) instead."""
+  previous = sys.unraisablehook
+  sys.unraisablehook = _log_unraisable
+  try:
+    yield
+  except BaseException:
+    gc.collect()
+    raise
+  finally:
+    sys.unraisablehook = previous
+
+
+def _log_unraisable(unraisable) -> None:
+  logging.info("After a failed checkpoint read, ignored: %s: %s", unraisable.exc_type.__name__,
+               str(unraisable.exc_value)[:200])
 
 
 def _sync(name: str) -> None:
