@@ -2,10 +2,12 @@
 
 At an evaluation step the evaluation runs before the save, because the checkpoint is ranked
 by its metric. A step's metrics are read from the device one step late (so the device stays
-busy), except before a log or a save: a step whose loss or gradient is not finite is never
-saved, and the loop stops with the checkpoints of the steps before it.
+busy), except before a log or a save: a step whose loss, gradient or any state array is not
+finite is never applied nor saved, and the loop stops with the checkpoints of the steps before
+it, raising NonFiniteLossError naming the arrays.
 """
 
+import collections
 import dataclasses
 from typing import Any, Callable, Iterable
 
@@ -15,12 +17,15 @@ from absl import logging
 from tqdm import tqdm
 
 from pfml_jax.training import mesh as mesh_lib
+from pfml_jax.training.checkpointing import NonFiniteStateError
 from pfml_jax.training.chrono import Chrono
 from pfml_jax.training.preemption import Preemption
+from pfml_jax.training.train_state import array_names
 
 
 class NonFiniteLossError(RuntimeError):
-  """Training produced a NaN or infinite loss or gradient."""
+  """Training produced a NaN or infinite loss, gradient or state array; the message names
+  them, and the step was neither applied nor saved."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +74,10 @@ def train_loop(state, *, train_step: Callable, device_data: dict, batches: Itera
   progress = tqdm(total=cadence.total_steps, initial=start_step, desc="train", unit="step",
                   disable=jax.process_index() != 0, dynamic_ncols=True)
   pending, window = None, []
+  names = array_names(state)
 
   def read(metrics, step):
-    window.append(_check_finite(jax.device_get(metrics), step, checkpoints))
+    window.append(_check_finite(jax.device_get(metrics), step, checkpoints, names))
 
   try:
     for step, host_batch in zip(range(start_step, cadence.total_steps), batches):
@@ -94,14 +100,15 @@ def train_loop(state, *, train_step: Callable, device_data: dict, batches: Itera
         window = []
       if save_now:
         with chrono.paused(pending=state):
-          save(done, state, evaluate(state, done) if evaluate_now else None)
+          _save_finite(save, done, state, evaluate(state, done) if evaluate_now else None,
+                       checkpoints)
       if stop:
         checkpoints.wait()
         logging.warning("Stopped at step %d on %s; rerun the same command to resume.", done,
                         preemption.requested or "another process's stop signal")
         return LoopEnd(state, done, preempted=True)
     if pending is not None:
-      _check_finite(jax.device_get(pending), cadence.total_steps - 1, checkpoints)
+      _check_finite(jax.device_get(pending), cadence.total_steps - 1, checkpoints, names)
   finally:
     progress.close()
     preemption.restore()
@@ -110,19 +117,52 @@ def train_loop(state, *, train_step: Callable, device_data: dict, batches: Itera
 
 
 def _log(writer, progress, done: int, window: list[dict], timing: dict, steps_per_epoch: int):
-  summary = {k: float(np.mean([m[k] for m in window])) for k in window[0] if k != "finite"}
+  summary = {k: float(np.mean([m[k] for m in window])) for k in window[0]
+             if k not in ("finite", "finite_arrays")}
   summary.update(timing, epoch=done / steps_per_epoch)
   writer.write_scalars(done, summary)
   progress.set_postfix({k: f"{summary[k]:.4g}" for k in ("loss", "loss_above_floor")
                         if k in summary})
 
 
-def _check_finite(metrics: dict, step: int, checkpoints) -> dict:
-  if not bool(metrics["finite"]):
-    checkpoints.wait()
-    raise NonFiniteLossError(
-        f"Step {step}: the loss or its gradient is not finite (loss={metrics['loss']}, "
-        f"grad norm={metrics['grad_norm']}). That step was not applied and the checkpoints in "
-        f"{checkpoints.directory} (latest: {checkpoints.latest_step()}) are from before it. "
-        "Lower optim.learning_rate, enable optim.clip, or check the inputs.")
-  return metrics
+def _check_finite(metrics: dict, step: int, checkpoints, names: list[str]) -> dict:
+  """``metrics`` of a step whose loss, gradient and new state are finite; NonFiniteLossError
+  naming what is not, otherwise."""
+  if bool(metrics["finite"]):
+    return metrics
+  loss_finite = np.isfinite(metrics["loss"])
+  what = [] if loss_finite else [f"loss={metrics['loss']}"]
+  if not np.isfinite(metrics["grad_norm"]):
+    what.append(f"gradient norm={metrics['grad_norm']}")
+  arrays = [name for name, ok in zip(names, metrics["finite_arrays"]) if not ok]
+  if arrays:
+    what.append(_arrays(arrays))
+  loss = f" (loss={metrics['loss']})" if loss_finite else ""
+  _raise_non_finite(f"Step {step}: not finite: {'; '.join(what)}{loss}. That step was not "
+                    "applied", checkpoints)
+
+
+def _save_finite(save: Callable, step: int, state, metrics: dict | None, checkpoints) -> None:
+  """``save(step, state, metrics)``; NonFiniteLossError if the state holds a non-finite array
+  (the checkpoint's own check: nothing non-finite reaches disk)."""
+  try:
+    save(step, state, metrics)
+  except NonFiniteStateError as error:
+    _raise_non_finite(f"Step {step}: the state to save is not finite: "
+                      f"{_arrays(error.arrays)}. It was not saved", checkpoints)
+
+
+def _raise_non_finite(what: str, checkpoints) -> None:
+  checkpoints.wait()
+  raise NonFiniteLossError(
+      f"{what}, and the checkpoints in {checkpoints.directory} (latest: "
+      f"{checkpoints.latest_step()}) hold only finite values. Lower optim.learning_rate or "
+      "enable optim.clip (or check the inputs), then rerun to resume from the latest "
+      "checkpoint.")
+
+
+def _arrays(names: list[str], shown: int = 3) -> str:
+  """e.g. "12 array(s) of the new state (12 in batch_stats; e.g. batch_stats/backbone/...)"."""
+  parts = collections.Counter(name.split("/")[0] for name in names)
+  counts = ", ".join(f"{count} in {part}" for part, count in parts.items())
+  return f"{len(names)} array(s) of the new state ({counts}; e.g. {', '.join(names[:shown])})"

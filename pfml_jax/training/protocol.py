@@ -9,6 +9,7 @@ validated: held-out training classes are evaluated during training and rank the 
 """
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,7 +56,8 @@ def final_report(*, protocol: str, selection_metric: str, evaluator: Evaluator,
             "selection_metric": selection_metric}
   if val is None:
     history[step] = final
-    best = max(sorted(history), key=lambda s: history[s][selection_metric])
+    # A step evaluated before the selection metric changed (it lacks it) ranks last.
+    best = max(sorted(history), key=lambda s: history[s].get(selection_metric, -math.inf))
     result["best_on_test"] = {"step": best, "test": history[best],
                               "note": f"checkpoint chosen by test {selection_metric} "
                                       "(optimistic)"}

@@ -18,8 +18,11 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
                     ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
   """Builds the step; the caller jits it with shardings and donates the state.
 
-  A step whose loss, gradients or updated parameters are not finite leaves the state unchanged (except ``step``)
-  and reports ``finite = False``, so the trainer can stop with the last good state intact.
+  A step whose loss, gradient or any array of the updated state (parameters, BatchNorm
+  statistics, optimizer moments) is not finite leaves the whole state unchanged and reports
+  ``finite = False`` and ``finite_arrays``, one flag per array of the state in
+  ``jax.tree.leaves`` order (``train_state.array_names`` names them), so the trainer can stop
+  with the last good state intact and say which arrays diverged.
   """
 
   def objective(trainable, batch_stats, batch, rng):
@@ -39,15 +42,20 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
     trainable = optax.apply_updates(state.trainable, updates)
-    # The updated parameters too: a finite gradient times a huge learning rate can overflow.
-    finite = jnp.isfinite(value) & jnp.isfinite(grad_norm) & jax.tree.reduce(
-        jnp.logical_and, jax.tree.map(lambda x: jnp.isfinite(x).all(), trainable), True)
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    new_state = TrainState(step=state.step + 1,
-                           trainable=keep(trainable, state.trainable),
-                           batch_stats=keep(batch_stats, state.batch_stats),
-                           opt_state=keep(opt_state, state.opt_state))
-    metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite}
+    updated = TrainState(step=state.step + 1, trainable=trainable, batch_stats=batch_stats,
+                         opt_state=opt_state)
+    # Every array of the new state: a finite gradient times a huge learning rate can overflow
+    # the parameters, and overflowing activations the BatchNorm running statistics.
+    finite_arrays = jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(updated)])
+    # In two stages, the statistics checked on the first stage's result: a choice between the
+    # new and old statistics that depends on the new ones changes how XLA fuses their update
+    # (last-bit differences in the running means against the single-stage guard).
+    finite = jnp.isfinite(value) & jnp.isfinite(grad_norm) & _all_finite((trainable, opt_state))
+    kept = _keep_where(finite, updated, state)
+    finite &= _all_finite(kept.batch_stats)
+    new_state = _keep_where(finite, kept, state)
+    metrics = {"loss": value, "grad_norm": grad_norm, "finite": finite,
+               "finite_arrays": finite_arrays}
     floor = loss.floor(batch["labels"], proxy_labels)
     if floor is not None:
       metrics["loss_above_floor"] = value - floor
@@ -55,3 +63,13 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
     return new_state, metrics
 
   return train_step
+
+
+def _all_finite(tree) -> jax.Array:
+  return jax.tree.reduce(jnp.logical_and, jax.tree.map(lambda x: jnp.isfinite(x).all(), tree),
+                         jnp.bool_(True))
+
+
+def _keep_where(condition: jax.Array, new, old):
+  """``new`` where ``condition``, else ``old``, array by array."""
+  return jax.tree.map(lambda n, o: jnp.where(condition, n, o), new, old)

@@ -21,8 +21,8 @@ def steps_on_disk(workdir):
 
 def damage(workdir, step):
   """Changes the first bytes (a compressed chunk's header) of the largest array data file of
-  checkpoint ``step``. (Bytes changed inside a chunk's payload can go undetected: the chunks
-  carry no checksum.)"""
+  checkpoint ``step``: TensorStore fails to read it. (Bytes changed inside a chunk's payload
+  read back without an error; the digest finds them: test_checkpoint_cli_faults.py.)"""
   data_files = (workdir / "checkpoints" / str(step) / "state").glob("ocdbt.process_*/d/*")
   target = max(data_files, key=lambda p: p.stat().st_size)
   data = bytearray(target.read_bytes())
@@ -118,7 +118,7 @@ def test_non_finite_step_is_never_checkpointed(image_folder, tmp_path):
   checkpoints = Checkpoints(tmp_path, keep=5, selection_metric="recall@1", read_only=True)
   for step in steps:
     state, _ = checkpoints.restore(step, abstract_like(exp.abstract_state, exp.state_shardings))
-    assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state.trainable)))
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state)))
 
 
 def test_a_config_that_matches_no_checkpoint_moves_nothing(image_folder, tmp_path):
@@ -130,3 +130,16 @@ def test_a_config_that_matches_no_checkpoint_moves_nothing(image_folder, tmp_pat
     trainer.train_and_evaluate(changed, str(tmp_path))
   assert steps_on_disk(tmp_path) == [2]
   assert not (tmp_path / "checkpoints_unreadable").exists()
+
+
+def test_a_non_finite_state_is_never_written(tmp_path):
+  """The checkpoint's own check, behind the step's guard: nothing non-finite reaches disk."""
+  state = {"params": {"w": jax.numpy.ones((3,))}, "batch_stats": {"var": jax.numpy.ones((2,))}}
+  with Checkpoints(tmp_path, keep=2, selection_metric="recall@1") as checkpoints:
+    checkpoints.save(1, state, {}, {})
+    broken = dict(state, batch_stats={"var": jax.numpy.array([1.0, np.inf])})
+    with pytest.raises(checkpointing.NonFiniteStateError) as raised:
+      checkpoints.save(2, broken, {}, {})
+    assert raised.value.arrays == ["batch_stats/var"]
+  assert steps_on_disk(tmp_path) == [1]
+  assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]

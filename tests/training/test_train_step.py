@@ -9,7 +9,7 @@ from pfml_jax import default_config
 from pfml_jax.losses import LOSSES, make_loss
 from pfml_jax.models import make_embedding_model
 from pfml_jax.training.optimizer import make_optimizer
-from pfml_jax.training.train_state import TrainState
+from pfml_jax.training.train_state import TrainState, array_names
 from pfml_jax.training.train_step import make_train_step
 
 NUM_CLASSES, IMAGE = 6, 32
@@ -97,13 +97,36 @@ def test_batch_norm_statistics_follow_frozen_flag(frozen_bn):
   assert tree_changed(before, state.batch_stats) != frozen_bn
 
 
-def test_non_finite_step_leaves_state_unchanged():
-  state, step = setup("pfml")
-  poisoned = state.replace(trainable=dict(state.trainable,
-                                          proxies=state.proxies.at[0, 0].set(jnp.nan)))
+def poison_proxies(state):
+  return state.replace(trainable=dict(state.trainable,
+                                      proxies=state.proxies.at[0, 0].set(jnp.nan)))
+
+
+def poison_running_variance(state):
+  """An infinite BatchNorm running variance: the loss, gradients and parameters stay finite
+  (training normalises by the batch's statistics), only the new statistics are not."""
+  names = array_names(state.batch_stats)
+  assert "backbone/bn1/var" in names
+  leaves, structure = jax.tree.flatten(state.batch_stats)
+  stats = jax.tree.unflatten(structure, [x.at[0].set(jnp.inf) if name == "backbone/bn1/var"
+                                         else x for name, x in zip(names, leaves)])
+  return state.replace(batch_stats=stats)
+
+
+@pytest.mark.parametrize("backbone,poison,expected", [
+    ("vit_tiny", poison_proxies, "trainable/proxies"),
+    ("resnet50_tiny", poison_running_variance, "batch_stats/backbone/bn1/var")])
+def test_non_finite_step_leaves_the_whole_state_unchanged(backbone, poison, expected):
+  state, step = setup("pfml", backbone=backbone)
+  poisoned = poison(state)
   before = jax.device_get(poisoned)
   after, metrics = step(poisoned, batch(), jax.random.key(0))
   assert not bool(metrics["finite"])
-  assert int(after.step) == 1
-  for a, b in zip(jax.tree.leaves(before.trainable), jax.tree.leaves(after.trainable)):
-    np.testing.assert_array_equal(a, b)
+  names = array_names(before)
+  assert len(names) == len(jax.tree.leaves(before)) == len(metrics["finite_arrays"])
+  flagged = [name for name, ok in zip(names, metrics["finite_arrays"]) if not ok]
+  assert expected in flagged
+  after = jax.device_get(after)
+  assert jax.tree.structure(after) == jax.tree.structure(before)
+  for name, a, b in zip(names, jax.tree.leaves(before), jax.tree.leaves(after)):
+    np.testing.assert_array_equal(a, b, err_msg=name)  # step, params, batch_stats, opt_state
