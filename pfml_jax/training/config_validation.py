@@ -31,8 +31,9 @@ def _checked(field: str, check, *args) -> None:
     raise ConfigError(f"config.{field}: {error}") from None
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError (a ValueError) for the first bad value found."""
+def validate(config: ml_collections.ConfigDict, device_count: int | None = None) -> None:
+  """Raises ConfigError (a ValueError) for the first bad value found; the batch is checked
+  against ``device_count`` devices (default: the process's)."""
   data, model, optim = config.data, config.model, config.optim
   _require(model.backbone in BACKBONES, "model.backbone",
            f"{model.backbone!r} is not one of {sorted(BACKBONES)}.")
@@ -51,7 +52,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"loss {config.loss.name!r} learns from positive pairs inside the batch: set it to "
            f">= {least}, got {data.images_per_class}.")
   batch = data.classes_per_batch * data.images_per_class
-  devices = jax.device_count() if config.mesh.data == -1 else config.mesh.data
+  device_count = device_count or jax.device_count()
+  devices = device_count if config.mesh.data == -1 else config.mesh.data
   where = "data.classes_per_batch x images_per_class"
   _checked(where, checks.divides, batch, devices, "devices of the mesh (mesh.data)")
   _checked(where, checks.divides, batch, jax.process_count(), "processes")

@@ -1,0 +1,114 @@
+"""Ahead-of-time compilation for TPU topologies (``python -m pfml_jax.aot``), on this CPU.
+
+The TPU compiler comes from libtpu (requirements-dev.txt). Where it cannot load the tests skip
+with the reason, except under CI=true, where they fail: CI must compile for TPU.
+"""
+
+import os
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from pfml_jax.aot import abstract_run, compiled_steps, topologies, topology_report
+from pfml_jax.training import mesh as mesh_lib
+from pfml_jax.training import setup as setup_lib
+from pfml_jax.user_errors import UserInputError
+from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)
+
+# The image folder fixture: 6 training classes of 6 images (2 held out for validation), 40 x 48
+# pixels (the cache's side R is the largest side, 48).
+FOLDER_SHAPE = {"train_images": 36, "train_classes": 6}
+
+
+def tpu_compiler_or_skip() -> None:
+  try:
+    topology_report.topology_devices(topologies.topology("v5e-4"))
+  except UserInputError as error:
+    if os.environ.get("CI") == "true":
+      pytest.fail(f"CI must compile for TPU, but: {error}")
+    pytest.skip(str(error))
+
+
+@pytest.fixture(scope="module")
+def tiny_report(image_folder):  # noqa: F811 (fixture)
+  """The tiny config (4 chips of a v5e 2 x 2, batch 8) compiled once for the module."""
+  tpu_compiler_or_skip()
+  config = tiny_config(image_folder, **{"mesh.data": -1, "data.cache_size": 48})
+  shape = abstract_run.dataset_shape(config, **FOLDER_SHAPE)
+  return compile_report_of(config, shape)
+
+
+def compile_report_of(config, shape):
+  return topology_report.compile_report(config, "tiny", topologies.topology("v5e-4"), shape)
+
+
+def test_topology_table_resolves_slices_and_multi_slice_names():
+  v5e_32 = topologies.topology("v5e-32")
+  assert (v5e_32.topology_name, v5e_32.chips_per_host, v5e_32.num_slices) == ("v5e:4x8", 4, 1)
+  two = topologies.topology("2xv5e-256")
+  assert (two.topology_name, two.num_slices) == ("v5e:16x16", 2)
+  assert topologies.topology("v5p-128").topology_name == "v5:4x4x4"
+  with pytest.raises(UserInputError, match="--topology=v9-8: unknown"):
+    topologies.topology("v9-8")
+
+
+def test_report_of_the_tiny_config_on_a_v5e_2x2(tiny_report):
+  report, problem = tiny_report
+  assert problem is None
+  assert (report["chips"], report["hosts"], report["batch_size"]) == (4, 1, 8)
+  assert report["chip"]["name"] == "TPU v5e" and report["status"] == "compiled, not run"
+  assert (report["attention"], report["energy_path"]) == ("xla", "dense")
+  assert (report["train_images"], report["train_classes"]) == (24, 4)
+  for name, images in (("train_step", 2), ("embed_step", 4)):  # eval batch 16 over 4 chips
+    step = report[name]
+    memory = step["memory_per_chip"]
+    assert memory["arguments"] > 0 and memory["outputs"] > 0 and memory["fits"]
+    assert memory["total"] == (memory["arguments"] + memory["temporaries"] + memory["outputs"]
+                               - memory["aliased"] + memory["code"])
+    assert step["flops_per_chip"] > 0 and step["bytes_accessed_per_chip"] > 0
+    roofline = max(step["flops_per_chip"] / 197e12, step["bytes_accessed_per_chip"] / 819e9)
+    assert step["roofline_step_seconds"] == pytest.approx(roofline)
+    assert step["roofline_images_per_second_per_chip"] == pytest.approx(images / roofline)
+  # The donated state comes back in place: its outputs alias its arguments.
+  assert report["train_step"]["memory_per_chip"]["aliased"] > 0
+
+
+def test_a_config_too_large_for_the_chip_is_refused(tmp_path):
+  """60,000 cached images of 512 px replicated on every chip (47 GB): exit 2, one error line
+  naming the chip, the need, the capacity and the largest buffers."""
+  tpu_compiler_or_skip()
+  env = dict(os.environ, PYTHONPATH=os.getcwd())
+  result = subprocess.run(
+      [sys.executable, "-m", "pfml_jax.aot", "--config=configs/demo.py", "--topology=v5e-4",
+       "--train_images=60000", "--train_classes=100", "--config.data.cache_size=512",
+       f"--json={tmp_path / 'report.json'}"],
+      capture_output=True, text=True, env=env, check=False)
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1, result.stderr[-2000:]
+  assert "TPU v5e" in errors[0] and "16.00 GiB" in errors[0], errors[0]
+  assert "['cache']" in errors[0] or "largest" in errors[0], errors[0]
+
+
+def test_the_aot_tool_compiles_the_trainers_step(image_folder):  # noqa: F811 (fixture)
+  """The tool's train and embedding steps, built from shapes only, are the trainer's own:
+  the same StableHLO as the trainer's step lowered on the real data's arrays."""
+  config = tiny_config(image_folder, **{"mesh.data": -1, "data.cache_size": 48})
+  setup = setup_lib.build(config)
+  train_input = setup_lib.open_train_input(setup, start_step=0)
+  step, device_data = setup_lib.compile_train_step(setup, train_input)
+  rows = mesh_lib.batch_sharding(setup.mesh)
+  batch = {k: mesh_lib.global_array(v, rows) for k, v in next(iter(train_input)).items()}
+  trainers = step.lower(setup.abstract_sharded_state(), device_data, batch,
+                        jax.random.key(1)).as_text()
+
+  shape = abstract_run.dataset_shape(config, **FOLDER_SHAPE)
+  aot_setup, aot_input = abstract_run.abstract_setup(config, jax.devices(), shape)
+  assert compiled_steps.lower_train_step(aot_setup, aot_input).as_text() == trainers
+  size = setup.embedder.image_size
+  images = jax.numpy.zeros((16, size, size, 3), jax.numpy.uint8)  # eval.batch_size 16
+  trainers_embed = setup.evaluator.embed_fn.lower(setup.abstract_state.variables(),
+                                                  images).as_text()
+  assert compiled_steps.lower_embed_step(aot_setup).as_text() == trainers_embed
