@@ -3,6 +3,7 @@ from abstract arguments (shapes, dtypes and shardings), for whatever devices the
 spans (a TPU topology's compile-only devices, or this process's)."""
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -48,9 +49,14 @@ class LeafSize:
   bytes_per_chip: int
 
 
-def largest_arguments(arguments, count: int = 3) -> list[LeafSize]:
-  """The ``count`` largest arrays of ``arguments`` (sharded ShapeDtypeStructs) per chip."""
-  leaves = jax.tree_util.tree_flatten_with_path(arguments)[0]
+TRAIN_ARGUMENTS = ("state", "device_data", "batch", "rng")
+
+
+def largest_arguments(arguments: tuple, count: int = 3) -> list[LeafSize]:
+  """The ``count`` largest arrays per chip of the train step's ``arguments`` (sharded
+  ShapeDtypeStructs, in ``TRAIN_ARGUMENTS`` order), named by their path."""
+  named = dict(zip(TRAIN_ARGUMENTS, arguments))
+  leaves = jax.tree_util.tree_flatten_with_path(named)[0]
   sizes = [LeafSize(jax.tree_util.keystr(path),
                     _shard_bytes(leaf)) for path, leaf in leaves]
   return sorted(sizes, key=lambda leaf: -leaf.bytes_per_chip)[:count]
@@ -58,7 +64,4 @@ def largest_arguments(arguments, count: int = 3) -> list[LeafSize]:
 
 def _shard_bytes(leaf: jax.ShapeDtypeStruct) -> int:
   shape = leaf.sharding.shard_shape(leaf.shape) if leaf.sharding is not None else leaf.shape
-  count = 1
-  for extent in shape:
-    count *= extent
-  return count * leaf.dtype.itemsize
+  return math.prod(shape) * leaf.dtype.itemsize
