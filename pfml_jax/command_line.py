@@ -28,6 +28,16 @@ def fail(message: str) -> None:
   sys.exit(EXIT_STATUS)
 
 
+def loaded_config():
+  """``--config``'s ConfigDict; a config file that could not be read as an input error."""
+  try:
+    config = FLAGS.config
+    config.keys()  # config_flags defers the error of a config file it could not load
+  except OSError as error:
+    raise UserInputError(f"--config: {error}") from error
+  return config
+
+
 def _verbose_requested(argv) -> bool:
   """--verbose in argv (read by hand: it must work when parsing the flags fails)."""
   return any(arg in ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1")

@@ -42,11 +42,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
-    try:
-      config = FLAGS.config
-      config.keys()  # config_flags defers the error of a config file it could not load
-    except OSError as error:
-      raise UserInputError(f"--config: {error}") from error
+    config = command_line.loaded_config()
     local = "://" not in FLAGS.workdir  # a gs:// workdir gets no log file: logs stay shown
     if local:
       command_line.quiet_terminal()

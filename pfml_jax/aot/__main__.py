@@ -42,11 +42,7 @@ def main(argv):
   jax.config.update("jax_platforms", "cpu")
   command_line.quiet_terminal()
   try:
-    try:
-      config = FLAGS.config
-      config.keys()  # config_flags defers the error of a config file it could not load
-    except OSError as error:
-      raise UserInputError(f"--config: {error}") from error
+    config = command_line.loaded_config()
     topology = topologies.topology(FLAGS.topology)
     shape = abstract_run.dataset_shape(config, FLAGS.train_images, FLAGS.train_classes)
     report, problem = compile_report(config, FLAGS["config"].config_filename, topology, shape)

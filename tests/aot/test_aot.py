@@ -95,10 +95,13 @@ def test_a_config_too_large_for_the_chip_is_refused(tmp_path):
       errors[0])
 
 
-def test_the_aot_tool_compiles_the_trainers_step(image_folder):  # noqa: F811 (fixture)
+@pytest.mark.parametrize("shard_cache", [False, True])
+def test_the_aot_tool_compiles_the_trainers_step(image_folder, shard_cache):  # noqa: F811
   """The tool's train and embedding steps, built from shapes only, are the trainer's own:
-  the same StableHLO as the trainer's step lowered on the real data's arrays."""
-  config = tiny_config(image_folder, **{"mesh.data": -1, "data.cache_size": 48})
+  the same StableHLO as the trainer's step lowered on the real data's arrays (the image
+  cache copied on each of the 8 devices, or split over them)."""
+  config = tiny_config(image_folder, **{"mesh.data": -1, "data.cache_size": 48,
+                                        "data.shard_cache": shard_cache})
   setup = setup_lib.build(config)
   train_input = setup_lib.open_train_input(setup, start_step=0)
   step, device_data = setup_lib.compile_train_step(setup, train_input)
