@@ -14,6 +14,8 @@ import json
 import os
 import re
 
+from pfml_jax.training.config_validation import divisible_classes_per_batch
+
 DATASETS = ("cub", "cars", "sop")
 BACKBONES = ("resnet50", "bninception", "vit", "dino")
 
@@ -26,12 +28,6 @@ def runs() -> list[tuple[str, str, bool, bool]]:
   rows += [(f"configs/sop_{b}.py", "v5e-32", proxies, True) for b in BACKBONES
            for proxies in (False, True)]
   return rows
-
-
-def divisible_classes(classes: int, per_class: int, chips: int) -> int:
-  """The classes per batch nearest ``classes`` whose batch splits over ``chips``."""
-  candidates = [c for c in range(1, 2 * classes) if c * per_class % chips == 0]
-  return min(candidates, key=lambda c: (abs(c - classes), c))
 
 
 def run_name(config: str, topology: str, shard_proxies: bool, shard_cache: bool) -> str:
@@ -47,7 +43,8 @@ def command(config: str, topology: str, shard_proxies: bool, shard_cache: bool,
   full = experiment({"cub": "cub200", "cars": "cars196", "sop": "sop"}[dataset],
                     {"vit": "vit_s16", "dino": "dino_vits16"}.get(backbone, backbone), "pfml")
   chips = int(topology.rsplit("-", 1)[1])
-  classes = divisible_classes(full.data.classes_per_batch, full.data.images_per_class, chips)
+  classes = divisible_classes_per_batch(full.data.classes_per_batch, full.data.images_per_class,
+                                        chips)
   name = run_name(config, topology, shard_proxies, shard_cache)
   return (f"python -m pfml_jax.aot --config={config} --topology={topology} "
           f"--config.data.classes_per_batch={classes} "

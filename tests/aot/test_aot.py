@@ -11,10 +11,12 @@ import sys
 import jax
 import pytest
 
+from pfml_jax import experiments
 from pfml_jax.aot import abstract_run, compiled_steps, topologies, topology_report
+from pfml_jax.training import config_validation
 from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training import setup as setup_lib
-from pfml_jax.user_errors import UserInputError
+from pfml_jax.user_errors import ConfigError, UserInputError
 from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)
 
 # The image folder fixture: 6 training classes of 6 images (2 held out for validation), 40 x 48
@@ -118,3 +120,17 @@ def test_the_aot_tool_compiles_the_trainers_step(image_folder, shard_cache):  # 
   trainers_embed = setup.evaluator.embed_fn.lower(setup.abstract_state.variables(),
                                                   images).as_text()
   assert compiled_steps.lower_embed_step(aot_setup).as_text() == trainers_embed
+
+
+def test_a_batch_that_does_not_split_over_the_chips_is_refused_with_a_fix():
+  """SOP ViT's 900 images do not split over a v5e-8's 8 chips: the trainer's own check refuses
+  the config and names the nearest number of classes per batch that does split."""
+  config = experiments.experiment("sop", "vit_s16", "pfml")
+  with pytest.raises(ConfigError, match=r"batch_size=900 must divide evenly over 8 devices.*"
+                     r"data.classes_per_batch=448 \(batch 896\)"):
+    config_validation.validate(config, device_count=8)
+  for classes, per_class, devices in ((25, 4, 8), (98, 9, 8), (50, 2, 32), (7, 3, 5)):
+    chosen = config_validation.divisible_classes_per_batch(classes, per_class, devices)
+    assert chosen * per_class % devices == 0
+    closer = [c for c in range(2, 3 * classes) if abs(c - classes) < abs(chosen - classes)]
+    assert all(c * per_class % devices for c in closer)
