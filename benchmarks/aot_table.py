@@ -53,17 +53,17 @@ def command(config: str, topology: str, shard_proxies: bool, shard_cache: bool,
 
 
 def table(out: str) -> str:
-  lines = ["| config | topology | proxies / image cache | batch (per chip) | train step memory per chip "
-           "(args + temp + out - aliased) | fits 16 GiB | train TFLOP per chip | GB accessed "
-           "per chip | roofline ms/step | img/s per chip | embed step memory per chip | "
-           "attention / energy path |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| config | topology | proxies / image cache | batch (per chip) | train step total per chip "
+           "(arguments + temporaries + outputs - aliased; + code) | fits 16 GiB | train TFLOP per chip | GB accessed "
+           "per chip | FLOPs alone ms/step | roofline ms/step | img/s per chip (roofline) | "
+           "embed step memory per chip | attention / energy path |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for config, topology, shard_proxies, shard_cache in runs():
     path = os.path.join(out, run_name(config, topology, shard_proxies, shard_cache) + ".json")
-    proxies = " / ".join("split" if split else "copied" for split in (shard_proxies, shard_cache))
+    proxies = " / ".join("split" if split else "copied"
+                         for split in (shard_proxies, shard_cache))
     if not os.path.exists(path):
-      lines.append(f"| {config} | {topology} | {proxies} | not compiled (see the log) |"
-                   + " |" * 8)
+      lines.append(f"| {config} | {topology} | {proxies} | not compiled yet |" + " |" * 9)
       continue
     with open(path, encoding="utf-8") as file:
       report = json.load(file)
@@ -72,7 +72,7 @@ def table(out: str) -> str:
       need = re.search(r"required for [\w ]+\(([\d.]+G)\)", train["compiler_error"])
       lines.append(f"| {config} | {topology} | {proxies} | {report['batch_size']} "
                    f"({report['batch_size'] // report['chips']}) | refused by the TPU compiler"
-                   f"{': temporaries ' + need.group(1) if need else ''} | NO |" + " |" * 5
+                   f"{': temporaries ' + need.group(1) if need else ''} | NO |" + " |" * 6
                    + f" {report['attention']} / {report['energy_path']} |")
       continue
     memory = train["memory_per_chip"]
@@ -83,6 +83,7 @@ def table(out: str) -> str:
         f"{memory['outputs'] / 2**30:.2f} - {memory['aliased'] / 2**30:.2f}) | "
         f"{'yes' if memory['fits'] and embed['memory_per_chip']['fits'] else 'NO'} | "
         f"{train['flops_per_chip'] / 1e12:.2f} | {train['bytes_accessed_per_chip'] / 1e9:.1f} | "
+        f"{train['flops_per_chip'] / report['chip']['peak_bf16_flops'] * 1e3:.1f} | "
         f"{train['roofline_step_seconds'] * 1e3:.0f} | "
         f"{train['roofline_images_per_second_per_chip']:.0f} | "
         f"{embed['memory_per_chip']['total'] / 2**30:.2f} GiB | "

@@ -2,7 +2,8 @@
 
     python -m pfml_jax.aot --config=configs/sop_vit.py --topology=v5e-8 [--json=report.json]
 
-Builds the config's mesh over the topology's devices (one process standing for every host)
+Builds the config's mesh over the topology's devices (one process standing for every host: the
+compile-only devices carry their host's process index, so JAX needs no process count set)
 and compiles, from shapes only (no data, no weights read), the trainer's jitted, donated train
 step and the evaluator's embedding step. Prints per chip the memory against HBM, FLOPs and
 bytes per step, a roofline step time and img/s, and the attention and energy paths chosen.
