@@ -4,6 +4,7 @@ The TPU compiler comes from libtpu (requirements-dev.txt). Where it cannot load 
 with the reason, except under CI=true, where they fail: CI must compile for TPU.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from pfml_jax import experiments
 from pfml_jax.aot import abstract_run, compiled_steps, topologies, topology_report
+from pfml_jax.aot import report as report_lib
 from pfml_jax.training import config_validation
 from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training import setup as setup_lib
@@ -134,3 +136,22 @@ def test_a_batch_that_does_not_split_over_the_chips_is_refused_with_a_fix():
     assert chosen * per_class % devices == 0
     closer = [c for c in range(2, 3 * classes) if abs(c - classes) < abs(chosen - classes)]
     assert all(c * per_class % devices for c in closer)
+
+
+def test_memory_beyond_hbm_is_named_with_its_largest_buffers():
+  """A program the compiler accepts but whose buffers exceed HBM (arguments + temporaries +
+  outputs - what the donation aliases) is refused with the need, the capacity and the
+  largest buffers."""
+  chip = topologies.CHIPS["v5e"]
+  gib = 2**30
+  cost = report_lib.StepCost(argument_bytes=10 * gib, temp_bytes=5 * gib, output_bytes=2 * gib,
+                             alias_bytes=2 * gib, code_bytes=0, flops=1e12, bytes_accessed=1e9)
+  largest = [compiled_steps.LeafSize("['device_data']['cache']", 9 * gib)]
+  message = report_lib.does_not_fit(chip, "the train step", cost, largest)
+  assert message is None  # 15 GiB fits 16 GiB
+  bigger = dataclasses.replace(cost, temp_bytes=7 * gib)
+  assert report_lib.does_not_fit(chip, "the train step", bigger, largest) == (
+      "the train step does not fit a TPU v5e chip: it needs 17.00 GiB per chip, the chip has "
+      "16.00 GiB of HBM; largest buffers: ['device_data']['cache'] 9.00 GiB, temporaries "
+      "7.00 GiB.")
+  assert bigger.roofline_seconds(chip) == max(1e12 / 197e12, 1e9 / 819e9)
