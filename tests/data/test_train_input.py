@@ -103,12 +103,12 @@ def test_both_modes_crop_the_same_regions(coordinate_split, tmp_path):
                                                           **kwargs), 12)
   cached_input = make_train_input(coordinate_split, mode="cached", cache_size=64,
                                   cache_dir=str(tmp_path), **kwargs)
-  cached_images, host_batches = _collect(cached_input, 12)
+  cached_images, cached_batches = _collect(cached_input, 12)
   labels = np.concatenate([b["labels"] for b in grain_batches])
-  np.testing.assert_array_equal(labels, np.concatenate([b["labels"] for b in host_batches]))
+  np.testing.assert_array_equal(labels, np.concatenate([b["labels"] for b in cached_batches]))
   # The boxes the sampler asked for, in fractions of each original image.
-  expected = np.concatenate([b["boxes"] for b in host_batches])
-  flips = np.concatenate([b["flips"] for b in host_batches])
+  expected = np.concatenate([b["boxes"] for b in cached_batches])
+  flips = np.concatenate([b["flips"] for b in cached_batches])
   for images in (grain_images, cached_images):
     assert images.shape == (384, OUT, OUT, 3) and images.dtype == np.uint8
     found = recover_boxes(images)
