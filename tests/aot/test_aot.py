@@ -99,13 +99,16 @@ def test_a_config_too_large_for_the_chip_is_refused(tmp_path):
       errors[0])
 
 
-@pytest.mark.parametrize("shard_cache", [False, True])
-def test_the_aot_tool_compiles_the_trainers_step(image_folder, shard_cache):  # noqa: F811
+@pytest.mark.parametrize("input_mode,shard_cache", [("cached", False), ("cached", True),
+                                                   ("grain", False)])
+def test_the_aot_tool_compiles_the_trainers_step(image_folder, input_mode,  # noqa: F811
+                                                 shard_cache):
   """The tool's train and embedding steps, built from shapes only, are the trainer's own:
   the same StableHLO as the trainer's step lowered on the real data's arrays (the image
-  cache copied on each of the 8 devices, or split over them)."""
+  cache copied on each of the 8 devices, or split over them; or decoded crops)."""
   config = tiny_config(image_folder, **{"mesh.data": -1, "data.cache_size": 48,
-                                        "data.shard_cache": shard_cache})
+                                        "data.shard_cache": shard_cache,
+                                        "data.input_mode": input_mode})
   setup = setup_lib.build(config)
   train_input = setup_lib.open_train_input(setup, start_step=0)
   step, device_data = setup_lib.compile_train_step(setup, train_input)
