@@ -41,11 +41,19 @@ def tiny_report(image_folder):  # noqa: F811 (fixture)
   tpu_compiler_or_skip()
   config = tiny_config(image_folder, **{"mesh.data": -1, "data.cache_size": 48})
   shape = abstract_run.dataset_shape(config, **FOLDER_SHAPE)
-  return compile_report_of(config, shape)
-
-
-def compile_report_of(config, shape):
   return topology_report.compile_report(config, "tiny", topologies.topology("v5e-4"), shape)
+
+
+@pytest.mark.parametrize("name,chips,hosts,kind", [
+    ("v5e-32", 32, 8, "TPU v5 lite"), ("2xv5e-4", 8, 2, "TPU v5 lite"), ("v4-32", 16, 4, "TPU v4"),
+    ("v5p-128", 64, 16, "TPU v5"), ("v6e-8", 8, 1, "TPU v6 lite")])
+def test_topologies_give_their_chips_and_hosts(name, chips, hosts, kind):
+  """One process holds every host's devices (v4 and v5p: one megacore device per chip)."""
+  tpu_compiler_or_skip()
+  topology = topologies.topology(name)
+  devices = topology_report.topology_devices(topology)
+  assert len(devices) == chips and {d.device_kind for d in devices} == {kind}
+  assert len({d.process_index for d in devices}) == hosts == chips // topology.chips_per_host
 
 
 def test_topology_table_resolves_slices_and_multi_slice_names():
