@@ -35,13 +35,19 @@ def tpu_compiler_or_skip() -> None:
     pytest.skip(str(error))
 
 
-@pytest.fixture(scope="module")
-def tiny_report(image_folder):  # noqa: F811 (fixture)
-  """The tiny config (4 chips of a v5e 2 x 2, batch 8) compiled once for the module."""
+# Published per-chip figures (Cloud TPU docs): peak bf16 FLOP/s, HBM bytes/s, chip name.
+CHIP_FIGURES = {"v5e-4": (197e12, 819e9, "TPU v5e"), "v4-8": (275e12, 1200e9, "TPU v4"),
+                "v5p-8": (459e12, 2765e9, "TPU v5p")}
+
+
+@pytest.fixture(scope="module", params=list(CHIP_FIGURES))
+def tiny_report(request, image_folder):  # noqa: F811 (fixture)
+  """The tiny config (batch 8) compiled for the 4 chips of a v5e 2 x 2, a v4-8 and a v5p-8."""
   tpu_compiler_or_skip()
   config = tiny_config(image_folder, **{"mesh.data": -1, "data.cache_size": 48})
   shape = abstract_run.dataset_shape(config, **FOLDER_SHAPE)
-  return topology_report.compile_report(config, "tiny", topologies.topology("v5e-4"), shape)
+  topology = topologies.topology(request.param)
+  return request.param, topology_report.compile_report(config, "tiny", topology, shape)
 
 
 @pytest.mark.parametrize("name,chips,hosts,kind", [
@@ -66,11 +72,12 @@ def test_topology_table_resolves_slices_and_multi_slice_names():
     topologies.topology("v9-8")
 
 
-def test_report_of_the_tiny_config_on_a_v5e_2x2(tiny_report):
-  report, problem = tiny_report
+def test_report_of_the_tiny_config_on_four_chips(tiny_report):
+  name, (report, problem) = tiny_report
+  peak, bandwidth, chip = CHIP_FIGURES[name]
   assert problem is None
   assert (report["chips"], report["hosts"], report["batch_size"]) == (4, 1, 8)
-  assert report["chip"]["name"] == "TPU v5e" and report["status"] == "compiled, not run"
+  assert report["chip"]["name"] == chip and report["status"] == "compiled, not run"
   assert (report["attention"], report["energy_path"]) == ("xla", "dense")
   assert (report["train_images"], report["train_classes"]) == (24, 4)
   for name, images in (("train_step", 2), ("embed_step", 4)):  # eval batch 16 over 4 chips
@@ -80,7 +87,7 @@ def test_report_of_the_tiny_config_on_a_v5e_2x2(tiny_report):
     assert memory["total"] == (memory["arguments"] + memory["temporaries"] + memory["outputs"]
                                - memory["aliased"] + memory["code"])
     assert step["flops_per_chip"] > 0 and step["bytes_accessed_per_chip"] > 0
-    roofline = max(step["flops_per_chip"] / 197e12, step["bytes_accessed_per_chip"] / 819e9)
+    roofline = max(step["flops_per_chip"] / peak, step["bytes_accessed_per_chip"] / bandwidth)
     assert step["roofline_step_seconds"] == pytest.approx(roofline)
     assert step["roofline_images_per_second_per_chip"] == pytest.approx(images / roofline)
   # The donated state comes back in place: its outputs alias its arguments.
