@@ -46,6 +46,17 @@ def log_traceback(error: BaseException) -> None:
   _log_file.handle(record)
 
 
+def loaded_config():
+  """``--config``'s ConfigDict; a config file that could not be read as an input error."""
+  try:
+    config = FLAGS.config
+    config.keys()  # config_flags defers the error of a config file it could not load
+  except OSError as error:
+    message = missing_config_file_message(sys.argv)
+    raise UserInputError(message or f"--config: {error}") from error
+  return config
+
+
 def _verbose_requested(argv) -> bool:
   """--verbose in argv (read by hand: it must work when parsing the flags fails)."""
   return any(arg in ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1")

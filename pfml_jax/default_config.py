@@ -46,6 +46,11 @@ def get_config() -> ml_collections.ConfigDict:
   # (CUB's <= 500 px originals all are); 0 = every image at its original size [our choice:
   # memory, see docs/data.md].
   config.data.cache_size = 512
+  # Split the cached mode's image cache across the mesh's devices (each serves its rows of
+  # every batch) instead of a copy on each: for caches larger than one device's memory, e.g.
+  # SOP's 47 GB at 512 px on 16 GiB TPU v5e chips (docs/benchmarks.md) [our choice: off, as
+  # a copy per device needs no exchange between them].
+  config.data.shard_cache = False
   config.data.crop_scale = (0.08, 1.0)  # RandomResizedCrop area range [torchvision default]
   config.data.crop_ratio = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range
   # Mirror half of the training crops horizontally [the field's recipes (Proxy Anchor, HIST

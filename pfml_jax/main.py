@@ -63,12 +63,7 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   preemption.install_stop_handlers()  # before anything compiles: Ctrl-C there exits cleanly
   try:
-    try:
-      config = FLAGS.config
-      config.keys()  # config_flags defers the error of a config file it could not load
-    except OSError as error:
-      message = command_line.missing_config_file_message(sys.argv)
-      raise UserInputError(message or f"--config: {error}") from error
+    config = command_line.loaded_config()
     local = "://" not in FLAGS.workdir  # a gs:// workdir gets no log file: logs stay shown
     if local:
       command_line.quiet_terminal()

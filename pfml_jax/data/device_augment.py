@@ -44,12 +44,20 @@ def place_cache(images: np.ndarray, mesh: jax.sharding.Mesh | None = None,
   """
   if mesh is None:
     return jax.device_put(np.asarray(images))
-  rows = len(images)
+  placed = placed_cache_shape(images.shape, mesh, axis)
+  return jax.make_array_from_callback(placed.shape, placed.sharding,
+                                      lambda index: _padded_rows(images, index, placed.shape[0]))
+
+
+def placed_cache_shape(shape: tuple[int, ...], mesh: jax.sharding.Mesh,
+                       axis: str | None = None) -> jax.ShapeDtypeStruct:
+  """The global shape, dtype and sharding ``place_cache`` gives an (N, R, R, 3) cache on
+  ``mesh``: rows padded to a multiple of the ``axis`` size when split along it."""
+  rows = shape[0]
   if axis is not None:
     rows = -(-rows // mesh.shape[axis]) * mesh.shape[axis]
-  sharding = jax.NamedSharding(mesh, jax.P(axis))
-  return jax.make_array_from_callback((rows,) + images.shape[1:], sharding,
-                                      lambda index: _padded_rows(images, index, rows))
+  return jax.ShapeDtypeStruct((rows,) + tuple(shape[1:]), np.uint8,
+                              sharding=jax.NamedSharding(mesh, jax.P(axis)))
 
 
 def _gather_sharded(cache: jax.Array, indices: jax.Array, mesh: jax.sharding.Mesh,

@@ -37,7 +37,7 @@ import numpy as np
 from pfml_jax import checks
 from pfml_jax.data.crops import (CropVariates, crop_boxes, crop_resize_flip,
                                   crop_variates)
-from pfml_jax.data.device_augment import augment_on_device, place_cache
+from pfml_jax.data.device_augment import augment_on_device, place_cache, placed_cache_shape
 from pfml_jax.data.grain_pipeline import prefetching_iterator
 from pfml_jax.data.image_cache import ImageCache, build_image_cache
 from pfml_jax.data.images import ImageSource
@@ -113,7 +113,14 @@ class StreamedTrainInput:
         DecodeAndCrop(self.plan, self.images))
     return prefetching_iterator(dataset, self.threads, self.workers)
 
+  def host_batch(self, step: int) -> dict[str, np.ndarray]:
+    """The batch of ``step``, decoded in this process (what the workers yield)."""
+    return DecodeAndCrop(self.plan, self.images)(step)
+
   def device_data(self) -> dict[str, jax.Array]:
+    return {}
+
+  def abstract_device_data(self) -> dict[str, jax.ShapeDtypeStruct]:
     return {}
 
   def device_images(self, device_data: dict[str, jax.Array],
@@ -132,7 +139,7 @@ class CachedTrainInput:
   mesh: jax.sharding.Mesh | None
   cache_axis: str | None
 
-  def cached_batch(self, step: int) -> dict[str, np.ndarray]:
+  def host_batch(self, step: int) -> dict[str, np.ndarray]:
     """The host batch: image rows, crop boxes, flips, cached sizes and labels."""
     indices, variates = self.plan.indices_and_variates(step)
     heights, widths = self.cache.heights[indices], self.cache.widths[indices]
@@ -145,10 +152,13 @@ class CachedTrainInput:
             "labels": self.plan.labels[indices].astype(np.int32)}
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-    return map(self.cached_batch, itertools.count(self.start_step))
+    return map(self.host_batch, itertools.count(self.start_step))
 
   def device_data(self) -> dict[str, jax.Array]:
     return {"cache": place_cache(self.cache.images, self.mesh, self.cache_axis)}
+
+  def abstract_device_data(self) -> dict[str, jax.ShapeDtypeStruct]:
+    return {"cache": placed_cache_shape(self.cache.images.shape, self.mesh, self.cache_axis)}
 
   def device_images(self, device_data: dict[str, jax.Array],
                     batch: dict[str, jax.Array]) -> jax.Array:
@@ -165,8 +175,14 @@ class TrainInput(Protocol):
 
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]: ...
 
+  def host_batch(self, step: int) -> dict[str, np.ndarray]:
+    """This process's rows of the batch of ``step``."""
+
   def device_data(self) -> dict[str, jax.Array]:
     """Arrays the train step needs on device, placed once (the image cache, or nothing)."""
+
+  def abstract_device_data(self) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes, dtypes and shardings of ``device_data()``, without placing anything."""
 
   def device_images(self, device_data: dict[str, jax.Array],
                     batch: dict[str, jax.Array]) -> jax.Array:
@@ -181,7 +197,8 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
                      process_index: int = 0, process_count: int = 1, start_step: int = 0,
                      workers: int = 0, threads: int = 4, cache_size: int | None = None,
                      cache_dir: str | None = None, mesh: jax.sharding.Mesh | None = None,
-                     cache_axis: str | None = None) -> TrainInput:
+                     cache_axis: str | None = None, cache: ImageCache | None = None
+                     ) -> TrainInput:
   """The training input of ``split``.
 
   Args:
@@ -206,6 +223,8 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
     cache_dir: cached mode: where the cache file lives (see ``image_cache.py``).
     mesh, cache_axis: cached mode: place the cache on this mesh, replicated (axis None) or
       split along ``cache_axis``.
+    cache: cached mode: this cache instead of building or loading the split's (ahead-of-time
+      compilation passes one of the right shape that holds no pixels).
   """
   if mode not in MODES:
     raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
@@ -220,6 +239,7 @@ def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
   if mode == "grain":
     return StreamedTrainInput(plan, split.images, start_step, workers, threads)
   # The one-time decode uses the whole decoding budget, workers x threads, as threads.
-  cache = build_image_cache(split, cache_size, interpolation, cache_dir,
-                            workers=max(workers, 1) * max(threads, 1))
+  if cache is None:
+    cache = build_image_cache(split, cache_size, interpolation, cache_dir,
+                              workers=max(workers, 1) * max(threads, 1))
   return CachedTrainInput(plan, cache, start_step, mesh, cache_axis)

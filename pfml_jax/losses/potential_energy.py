@@ -95,7 +95,7 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
   # threshold follows every point's norm.
   unit_points = normalize_proxies or proxies is None
   if method == "auto":
-    method = _auto_method(num_points, dim, on_cuda and unit_points)
+    method = auto_method(num_points, dim, on_cuda and unit_points)
   if method in KERNEL_METHODS and not unit_points:
     raise ValueError(f"potential_energy: method {method!r} screens unit vectors only; with "
                      "normalize_proxies=False use method='block_sparse' or 'auto'.")
@@ -146,7 +146,8 @@ def _platform(mesh: jax.sharding.Mesh | None, platform: str | None) -> str:
   return default_platform() if mesh is None else platform_of(mesh.devices.flat[0])
 
 
-def _auto_method(num_points: int, dim: int, on_cuda: bool) -> str:
+def auto_method(num_points: int, dim: int, on_cuda: bool) -> str:
+  """The path ``method="auto"`` takes for ``num_points`` points (batch + proxies) of ``dim``."""
   if num_points * num_points * dim <= DENSE_MAX_ELEMENTS:
     return "dense"
   return "pallas" if on_cuda else "block_sparse"

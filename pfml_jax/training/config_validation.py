@@ -31,8 +31,17 @@ def _checked(field: str, check, *args) -> None:
     raise ConfigError(f"config.{field}: {error}") from None
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError (a ValueError) for the first bad value found."""
+def divisible_classes_per_batch(classes: int, images_per_class: int, devices: int) -> int:
+  """The classes per batch nearest ``classes`` (ties: fewer) whose batch splits evenly over
+  ``devices``."""
+  candidates = [c for c in range(2, 2 * classes + devices + 1)
+                if c * images_per_class % devices == 0]
+  return min(candidates, key=lambda c: (abs(c - classes), c))
+
+
+def validate(config: ml_collections.ConfigDict, device_count: int | None = None) -> None:
+  """Raises ConfigError (a ValueError) for the first bad value found; the batch is checked
+  against ``device_count`` devices (default: the process's)."""
   data, model, optim = config.data, config.model, config.optim
   _require(model.backbone in BACKBONES, "model.backbone",
            f"{model.backbone!r} is not one of {sorted(BACKBONES)}.")
@@ -51,8 +60,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
            f"loss {config.loss.name!r} learns from positive pairs inside the batch: set it to "
            f">= {least}, got {data.images_per_class}.")
   batch = data.classes_per_batch * data.images_per_class
-  devices = jax.device_count() if config.mesh.data == -1 else config.mesh.data
+  device_count = device_count or jax.device_count()
+  devices = device_count if config.mesh.data == -1 else config.mesh.data
   where = "data.classes_per_batch x images_per_class"
+  if devices > 0 and batch % devices:
+    classes = divisible_classes_per_batch(data.classes_per_batch, data.images_per_class,
+                                          devices)
+    raise ConfigError(f"config.{where}: batch_size={batch} must divide evenly over {devices} "
+                      f"devices of the mesh (mesh.data); e.g. set data.classes_per_batch="
+                      f"{classes} (batch {classes * data.images_per_class}).")
   _checked(where, checks.divides, batch, devices, "devices of the mesh (mesh.data)")
   _checked(where, checks.divides, batch, jax.process_count(), "processes")
   _require(data.sampler in SAMPLERS, "data.sampler",

@@ -40,11 +40,17 @@ class Evaluator:
     return self.embed_fn(variables, mesh_lib.global_array(images,
                                                           mesh_lib.batch_sharding(self.mesh)))
 
+  @property
+  def global_batch_size(self) -> int:
+    """Rows of one call of ``embed_fn``: ``batch_size`` rounded down to a multiple of the
+    mesh size, at least one row per device."""
+    return max(self.mesh.size, self.batch_size // self.mesh.size * self.mesh.size)
+
   def embeddings(self, variables: dict, split: Split) -> tuple[np.ndarray, np.ndarray]:
     """(N, E) embeddings and (N,) labels of every image of ``split``, on every process."""
     transform = self.embedder.transform
     batches = data_lib.eval_batches(
-        split, batch_size=max(self.mesh.size, self.batch_size // self.mesh.size * self.mesh.size),
+        split, batch_size=self.global_batch_size,
         image_size=transform.image_size, resize_size=transform.resize_size,
         interpolation=transform.interpolation, process_index=jax.process_index(),
         process_count=jax.process_count(), workers=self.workers)

@@ -1,5 +1,7 @@
 """The device mesh and the placement of host data on it."""
 
+from collections.abc import Sequence
+
 import jax
 import ml_collections
 import numpy as np
@@ -10,14 +12,17 @@ from pfml_jax.user_errors import ConfigError
 P = jax.sharding.PartitionSpec
 
 
-def make_mesh(mesh_config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
-  """A 1-D 'data' mesh over ``mesh.data`` devices (-1: all)."""
-  size = jax.device_count() if mesh_config.data == -1 else mesh_config.data
-  if not 1 <= size <= jax.device_count() or jax.device_count() % size:
+def make_mesh(mesh_config: ml_collections.ConfigDict,
+              devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:
+  """A 1-D 'data' mesh over ``mesh.data`` devices (-1: all) of ``devices`` (default: the
+  process's; ahead-of-time compilation passes a TPU topology's)."""
+  devices = list(jax.devices() if devices is None else devices)
+  size = len(devices) if mesh_config.data == -1 else mesh_config.data
+  if not 1 <= size <= len(devices) or len(devices) % size:
     raise ConfigError(f"mesh.data={mesh_config.data}: must be -1 or divide the "
-                      f"{jax.device_count()} available devices.")
+                      f"{len(devices)} available devices.")
   return jax.make_mesh((size,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
-                       devices=jax.devices()[:size])
+                       devices=devices[:size])
 
 
 def batch_sharding(mesh: jax.sharding.Mesh) -> jax.sharding.NamedSharding:

@@ -6,6 +6,7 @@ sharded. The loop, the evaluator and the checkpoint code take these objects, not
 """
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import jax
@@ -117,14 +118,16 @@ def run_length(config: ml_collections.ConfigDict, train: Split) -> RunLength:
                    config.steps or config.epochs * steps_per_epoch)
 
 
-def build(config: ml_collections.ConfigDict, splits=None,
-          platform: str | None = None) -> TrainSetup:
+def build(config: ml_collections.ConfigDict, splits=None, platform: str | None = None,
+          devices: Sequence[jax.Device] | None = None) -> TrainSetup:
   """The run's set-up. ``splits`` = (train, val or None, test) replaces reading them from
-  ``config.data`` (benchmarks use synthetic splits). Platform-dependent choices (attention,
-  the energy's path) follow the mesh's devices, or ``platform`` (to export for another)."""
-  config_validation.validate(config)
+  ``config.data`` (benchmarks use synthetic splits). The mesh spans ``devices`` (default: the
+  process's; ahead-of-time compilation passes a TPU topology's). Platform-dependent choices
+  (attention, the energy's path) follow the mesh's devices, or ``platform`` (to export for
+  another)."""
+  config_validation.validate(config, None if devices is None else len(devices))
   configured_loss = make_configured_loss(config)  # bad loss settings fail before any I/O
-  mesh = mesh_lib.make_mesh(config.mesh)
+  mesh = mesh_lib.make_mesh(config.mesh, devices)
   train, val, test = splits or read_splits(config)
   config_validation.validate_training_split(config, train.num_classes)
   platform = platform or mesh_lib.platform(mesh)
@@ -195,8 +198,10 @@ def with_pretrained(setup: TrainSetup, state: TrainState, path: str, strict: boo
   return jax.device_put(loaded, setup.state_shardings)
 
 
-def open_train_input(setup: TrainSetup, start_step: int) -> data_lib.TrainInput:
-  """This process's training batches from ``start_step`` on."""
+def open_train_input(setup: TrainSetup, start_step: int,
+                     cache: data_lib.ImageCache | None = None) -> data_lib.TrainInput:
+  """This process's training batches from ``start_step`` on; ``cache`` replaces building the
+  cached mode's image cache (see ``make_train_input``)."""
   config = setup.config
   return data_lib.make_train_input(
       setup.train, batch_size=setup.length.batch_size,
@@ -206,7 +211,7 @@ def open_train_input(setup: TrainSetup, start_step: int) -> data_lib.TrainInput:
       seed=config.seed, start_step=start_step, sampler=config.data.sampler,
       process_index=jax.process_index(), process_count=jax.process_count(),
       workers=config.data.workers, cache_size=config.data.cache_size or None,
-      mesh=setup.mesh)
+      mesh=setup.mesh, cache_axis="data" if config.data.shard_cache else None, cache=cache)
 
 
 def input_state(setup: TrainSetup, train_input, next_step: int) -> dict:
@@ -215,9 +220,10 @@ def input_state(setup: TrainSetup, train_input, next_step: int) -> dict:
           "label_noise": setup.config.data.label_noise}
 
 
-def compile_train_step(setup: TrainSetup, train_input):
-  """The jitted, donated step ``(state, device_data, batch, rng) -> (state, metrics)`` and
-  the device data it takes.
+def jit_train_step(setup: TrainSetup, train_input):
+  """The jitted, donated step ``(state, device_data, batch, rng) -> (state, metrics)``: the one
+  builder of the step, for the trainer (``compile_train_step``) and for ahead-of-time
+  compilation (``pfml_jax.aot``).
 
   In the cached input mode the image cache lives on device (``device_data``) and the crops
   run inside the step; in the grain mode the batch carries decoded crops.
@@ -229,12 +235,15 @@ def compile_train_step(setup: TrainSetup, train_input):
     images = train_input.device_images(device_data, batch)
     return step_fn(state, {"images": images, "labels": batch["labels"]}, rng)
 
-  device_data = train_input.device_data()
   replicated = mesh_lib.replicated(setup.mesh)
-  train_step = jax.jit(
+  data_shardings = jax.tree.map(lambda x: x.sharding, train_input.abstract_device_data())
+  return jax.jit(
       input_and_step, donate_argnums=(0,),
-      in_shardings=(setup.state_shardings, jax.tree.map(lambda x: x.sharding, device_data),
+      in_shardings=(setup.state_shardings, data_shardings,
                     mesh_lib.batch_sharding(setup.mesh), replicated),
       out_shardings=(setup.state_shardings, replicated))
-  return train_step, device_data
 
+
+def compile_train_step(setup: TrainSetup, train_input):
+  """The jitted, donated step (``jit_train_step``) and the device data it takes, placed."""
+  return jit_train_step(setup, train_input), train_input.device_data()
