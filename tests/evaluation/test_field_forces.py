@@ -193,6 +193,9 @@ def test_command_reports_the_checkpoint_and_the_initial_state(tiny_run, tmp_path
     assert report["points"] == {"embeddings": 4 * 6, "proxies": 4 * 2}  # 4 train classes of 6
     assert (report["gradient"]["batches"], report["gradient"]["batch_size"]) == (2, 8)
   assert end["run"]["state"] == "step 2" and init["run"]["state"] == "init"
+  pfml = config.loss.pfml
+  assert end["field"] == {key: pfml[key] for key in ("alpha", "delta_att", "delta_rep",
+                                                     "normalize_proxies", "proxy_self_attraction")}
   assert end["distances"]["proxy_proxy"] != init["distances"]["proxy_proxy"]
 
 
