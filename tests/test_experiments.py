@@ -3,25 +3,14 @@
 from pathlib import Path
 
 import pytest
-from absl import flags
-from ml_collections import config_flags
 
 from pfml_jax.experiments import RECIPES
 from pfml_jax.losses import LOSSES
 from pfml_jax.training import config_validation
+from tests.config_flag import load
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*_*.py"))
-
-
-def load(argument: str, *overrides: str):
-  """The config of ``--config=<argument>`` and ``--config.<field>=...`` overrides."""
-  argv = ["prog", f"--config={argument}", "--config.mesh.data=1", *overrides]
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
-                                  sys_argv=argv)
-  values(argv)
-  return values.config
 
 
 def test_twelve_paper_configs_times_every_recipe_are_valid():
@@ -41,6 +30,7 @@ def test_paper_protocol_is_the_default_of_every_paper_config():
     assert config.loss.name == "pfml"
     assert dict(config.loss.pfml) == dict(
         alpha=3.0, delta_att=0.2, delta_rep=0.2, method="auto", normalize_proxies=True,
+        proxy_self_attraction=True,
         proxies_per_class=2 if path.name.startswith("sop") else 15)
 
 

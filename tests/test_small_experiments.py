@@ -9,7 +9,7 @@ from pfml_jax import small_experiments
 from pfml_jax.experiments import RECIPES
 from pfml_jax.losses import LOSSES
 from pfml_jax.training import config_validation
-from tests.test_experiments import load
+from tests.config_flag import load
 
 SMALL = Path(__file__).parents[1] / "configs" / "small"
 

@@ -25,18 +25,10 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from pfml_jax.numerics import unit_rows
+
 ROW_CHUNK = 1024  # rows of the pairwise distance matrix held at once (CUB test: 5,924 points)
 PAIR_BLOCK_BYTES = 2**28  # explicit float64 differences held at once by _mean_pairwise_distance
-
-
-def _unit_rows(x: np.ndarray, what: str) -> np.ndarray:
-  x = np.asarray(x, np.float64)
-  if x.ndim != 2:
-    raise ValueError(f"{what}: expected a (count, dim) array, got shape {x.shape}.")
-  norms = np.linalg.norm(x, axis=1, keepdims=True)
-  if np.any(norms == 0) or not np.all(np.isfinite(x)):
-    raise ValueError(f"{what}: every row must be finite and nonzero to be normalised.")
-  return x / norms
 
 
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -95,8 +87,8 @@ def proxy_data_w2(proxies, proxy_labels, embeddings, labels) -> dict[str, Any]:
 def _proxies_and_embeddings(proxies, proxy_labels, embeddings, labels):
   """Unit proxies and embeddings without their padding (< 0) rows, with their labels."""
   proxy_labels, labels = np.asarray(proxy_labels), np.asarray(labels)
-  proxies = _unit_rows(np.asarray(proxies)[proxy_labels >= 0], "proxies")
-  embeddings = _unit_rows(np.asarray(embeddings)[labels >= 0], "embeddings")
+  proxies = unit_rows(np.asarray(proxies)[proxy_labels >= 0], "proxies")
+  embeddings = unit_rows(np.asarray(embeddings)[labels >= 0], "embeddings")
   return proxies, proxy_labels[proxy_labels >= 0], embeddings, labels[labels >= 0]
 
 
@@ -191,7 +183,7 @@ def spread_and_margin(embeddings, labels) -> dict[str, float]:
   Points alone in their class have no spread or margin and are skipped (``singletons``).
   """
   labels = np.asarray(labels)
-  x = _unit_rows(np.asarray(embeddings)[labels >= 0], "embeddings")
+  x = unit_rows(np.asarray(embeddings)[labels >= 0], "embeddings")
   labels = labels[labels >= 0]
   classes, counts = np.unique(labels, return_counts=True)
   if len(classes) < 2:

@@ -10,7 +10,8 @@ split by the kind of pair that produces it. Host numpy, float64.
   proxy-proxy pairs.
 - ``gradient_shares``: dU/dx of PFML's energy (``losses/potential_energy.py``: every ordered
   pair a != b of X = embeddings U proxies, so each unordered pair counts twice) split into
-  attraction and repulsion from embeddings and from proxies.
+  attraction and repulsion from embeddings and from proxies. With the energy's
+  ``proxy_self_attraction=False`` same-class proxy-proxy pairs carry no force, as in the loss.
 - ``field_report``: both, as a JSON-ready dict.
 
 Geometry: embeddings are L2-normalised, proxies too when ``normalize_proxies``, as the energy
@@ -29,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from pfml_jax import data as data_lib
 from pfml_jax.losses import LOSSES
-from pfml_jax.losses.potentials import MIN_SQUARED_DISTANCE
+from pfml_jax.losses import potentials
+from pfml_jax.losses.potentials import FieldParams
+from pfml_jax.numerics import unit_rows
 from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training import setup as setup_lib
 from pfml_jax.training.evaluator import make_evaluator
@@ -46,19 +50,14 @@ COMPONENTS = ("attraction_from_embeddings", "attraction_from_proxies",
 ROW_CHUNK = 512  # rows of a pair matrix held at once
 
 
-def _unit_rows(x: np.ndarray, what: str) -> np.ndarray:
-  x = np.asarray(x, np.float64)
-  norms = np.linalg.norm(x, axis=1, keepdims=True)
-  if np.any(norms == 0) or not np.all(np.isfinite(x)):
-    raise ValueError(f"{what}: every row must be finite and nonzero to be normalised.")
-  return x / norms
-
-
 def _points(x, what: str, normalize: bool) -> np.ndarray:
+  """(count, dim) float64 points, L2-normalised when ``normalize`` (zero rows rejected)."""
+  if normalize:
+    return unit_rows(x, what)
   x = np.asarray(x, np.float64)
   if x.ndim != 2:
     raise ValueError(f"{what}: expected a (count, dim) array, got shape {x.shape}.")
-  return _unit_rows(x, what) if normalize else x
+  return x
 
 
 def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -121,30 +120,41 @@ def pair_distance_summary(embeddings, labels, delta_att: float, delta_rep: float
   return summary
 
 
-def pair_weights(squared_distance, same_label, alpha, delta_att, delta_rep) -> np.ndarray:
-  """psi'(d) / d per pair (float64), zero where no force acts; as ``potentials.pair_weight``."""
-  d = np.sqrt(np.maximum(squared_distance, MIN_SQUARED_DISTANCE))
-  magnitude = alpha * d ** (-alpha - 2.0)
-  weight = np.where(same_label, np.where(d > delta_att, magnitude, 0.0),
-                    np.where(d < delta_rep, -magnitude, 0.0))
-  return np.where(squared_distance > MIN_SQUARED_DISTANCE, weight, 0.0)
+def _pair_weights(squared_distance, same_label, field: FieldParams) -> np.ndarray:
+  """The loss's own ``potentials.pair_weight`` (psi'(d) / d per pair), evaluated in float64."""
+  with jax.enable_x64(True):
+    return np.array(potentials.pair_weight(jnp.asarray(squared_distance, jnp.float64),
+                                           jnp.asarray(same_label), field))
 
 
-def gradient_components(points, labels, is_proxy, alpha, delta_att, delta_rep):
+def gradient_components(points, labels, num_embeddings: int, field: FieldParams,
+                        proxy_self_attraction: bool = True) -> dict[str, np.ndarray]:
   """{component: (P, D) dU/dx} for the four COMPONENTS; they sum to the whole gradient.
 
   dU/dx_a = sum_{b != a} 2 psi'(d_ab) (x_a - x_b) / d_ab: the factor 2 because U counts the
   ordered pairs (a, b) and (b, a). Padding (label < 0) neither feels nor makes force.
+
+  Args:
+    points: (P, D) float64, the energy's layout: ``num_embeddings`` embeddings, then proxies.
+    labels: (P,) int classes, < 0 on padding rows.
+    num_embeddings: rows of ``points`` that are embeddings; the rest are proxies.
+    field: the energy's alpha and radii.
+    proxy_self_attraction: as the energy's option; False: same-class proxy pairs carry no
+      force (``potentials.unpulled_pairs``, as the loss leaves them out).
   """
   valid = labels >= 0
+  is_proxy = np.arange(len(points)) >= num_embeddings
   out = {name: np.zeros_like(points) for name in COMPONENTS}
   for start in range(0, len(points), ROW_CHUNK):
     rows = slice(start, start + ROW_CHUNK)
     same_label = labels[rows, None] == labels[None, :]
-    weight = pair_weights(_squared_distances(points[rows], points), same_label, alpha,
-                          delta_att, delta_rep)
-    weight[np.arange(len(weight)), np.arange(start, start + len(weight))] = 0.0
+    weight = _pair_weights(_squared_distances(points[rows], points), same_label, field)
+    row_index = np.arange(start, start + len(weight))
+    weight[np.arange(len(weight)), row_index] = 0.0
     weight *= valid[rows, None] & valid[None, :]
+    if not proxy_self_attraction:
+      weight[np.asarray(potentials.unpulled_pairs(row_index[:, None], np.arange(len(points)),
+                                                  same_label, num_embeddings))] = 0.0
     for name in COMPONENTS:
       kind = same_label if name.startswith("attraction") else ~same_label
       w = weight * (kind & (is_proxy[None, :] == name.endswith("proxies")))
@@ -172,14 +182,15 @@ def _shares(components: dict, points: np.ndarray, normalized: np.ndarray) -> dic
   return report
 
 
-def gradient_shares(embeddings, labels, proxies, proxy_labels, alpha: float, delta_att: float,
-                    delta_rep: float, *, normalize_proxies: bool = True) -> dict[str, Any]:
+def gradient_shares(embeddings, labels, proxies, proxy_labels, field: FieldParams, *,
+                    normalize_proxies: bool = True,
+                    proxy_self_attraction: bool = True) -> dict[str, Any]:
   """The energy's gradient on embeddings and on proxies, split by the pair that causes it.
 
   Args:
     embeddings: (B, D) a batch of embeddings (L2-normalised here); ``labels`` (B,).
     proxies: (Q, D) or None; ``proxy_labels`` (Q,), < 0 on padding rows.
-    alpha, delta_att, delta_rep, normalize_proxies: the energy's hyperparameters.
+    field, normalize_proxies, proxy_self_attraction: the energy's hyperparameters.
   Returns:
     {"on_embeddings", "on_proxies"}, each {"euclidean", "tangent"} (module docstring), each
     with per component ``norm_sum`` (sum over points of that component's gradient norm) and
@@ -197,22 +208,21 @@ def gradient_shares(embeddings, labels, proxies, proxy_labels, alpha: float, del
   point_labels = np.concatenate([labels, np.asarray(proxy_labels).astype(np.int64)])
   is_proxy = np.arange(len(points)) >= len(x)
   normalized = ~is_proxy | normalize_proxies
-  components = gradient_components(points, point_labels, is_proxy, alpha, delta_att, delta_rep)
+  components = gradient_components(points, point_labels, len(x), field, proxy_self_attraction)
   report = {}
   for where, rows in (("on_embeddings", ~is_proxy), ("on_proxies", is_proxy & (point_labels >= 0))):
     report[where] = _shares({n: g[rows] for n, g in components.items()}, points[rows],
                             normalized[rows])
-  report["force_pairs"] = _force_pairs(x, labels, p, point_labels[len(x):], alpha, delta_att,
-                                       delta_rep)
+  report["force_pairs"] = _force_pairs(x, labels, p, point_labels[len(x):], field)
   return report
 
 
-def _force_pairs(x, labels, p, proxy_labels, alpha, delta_att, delta_rep) -> dict[str, int]:
+def _force_pairs(x, labels, p, proxy_labels, field: FieldParams) -> dict[str, int]:
   """Embedding rows' pairs with nonzero weight, per component (self-pairs excluded)."""
   counts = {}
   for name, (source, source_labels) in zip(COMPONENTS, ((x, labels), (p, proxy_labels)) * 2):
     same = labels[:, None] == source_labels[None, :]
-    w = pair_weights(_squared_distances(x, source), same, alpha, delta_att, delta_rep)
+    w = _pair_weights(_squared_distances(x, source), same, field)
     if source is x:
       np.fill_diagonal(w, 0.0)
     w *= (labels[:, None] >= 0) & (source_labels[None, :] >= 0)
@@ -227,8 +237,8 @@ def _mean(reports: list):
   return float(np.mean(reports))
 
 
-def field_report(embeddings, labels, proxies, proxy_labels, *, alpha: float, delta_att: float,
-                 delta_rep: float, normalize_proxies: bool = True,
+def field_report(embeddings, labels, proxies, proxy_labels, field: FieldParams, *,
+                 normalize_proxies: bool = True, proxy_self_attraction: bool = True,
                  batches: list | None = None) -> dict[str, Any]:
   """``pair_distance_summary`` of all points and ``gradient_shares``, as a JSON-ready dict.
 
@@ -237,28 +247,30 @@ def field_report(embeddings, labels, proxies, proxy_labels, *, alpha: float, del
   included). None: one gradient over all embeddings.
   """
   embeddings, labels = np.asarray(embeddings), np.asarray(labels)
-  field = dict(alpha=alpha, delta_att=delta_att, delta_rep=delta_rep)
+  options = dict(normalize_proxies=normalize_proxies, proxy_self_attraction=proxy_self_attraction)
   index_sets = [np.arange(len(labels))] if batches is None else batches
-  shares = [gradient_shares(embeddings[rows], labels[rows], proxies, proxy_labels, **field,
-                            normalize_proxies=normalize_proxies) for rows in index_sets]
+  shares = [gradient_shares(embeddings[rows], labels[rows], proxies, proxy_labels, field,
+                            **options) for rows in index_sets]
   proxy_count = 0 if proxies is None else int(np.sum(np.asarray(proxy_labels) >= 0))
-  return {"field": dict(field, normalize_proxies=normalize_proxies),
+  return {"field": dict(field._asdict(), **options),
           "points": {"embeddings": int(len(labels)), "proxies": proxy_count},
-          "distances": pair_distance_summary(embeddings, labels, delta_att, delta_rep, proxies,
-                                             proxy_labels, normalize_proxies=normalize_proxies),
+          "distances": pair_distance_summary(embeddings, labels, field.delta_att,
+                                             field.delta_rep, proxies, proxy_labels,
+                                             normalize_proxies=normalize_proxies),
           "gradient": dict(_mean(shares), batches=len(index_sets),
                            batch_size=int(np.mean([len(rows) for rows in index_sets])))}
 
 
-def _field_settings(config) -> tuple[dict, str]:
-  """PFML's hyperparameters of the run, or PFML's defaults for a run of another loss."""
+def _field_settings(config) -> tuple[FieldParams, dict, str]:
+  """PFML's field and options of the run, or PFML's defaults for a run of another loss."""
   if config.loss.name == "pfml":
     settings, source = config.loss.pfml, "the run's config.loss.pfml"
   else:
     settings = LOSSES["pfml"].defaults
     source = f"PFML defaults: the run trained {config.loss.name!r}, not PFML"
-  keys = ("alpha", "delta_att", "delta_rep", "normalize_proxies")
-  return {key: settings[key] for key in keys}, source
+  field = FieldParams(*(settings[key] for key in FieldParams._fields))
+  options = {key: settings[key] for key in ("normalize_proxies", "proxy_self_attraction")}
+  return field, options, source
 
 
 def _run_points(workdir: Path, checkpoint: str, split_name: str, at_init: bool):
@@ -295,14 +307,15 @@ def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str
     raise UserInputError(f"--batches={batches}: need at least 1 batch.")
   config, step, embeddings, labels, proxies, proxy_labels = _run_points(workdir, checkpoint,
                                                                         split, at_init)
-  field, source = _field_settings(config)
+  field, options, source = _field_settings(config)
   batch_size = config.data.classes_per_batch * config.data.images_per_class
   sampler = data_lib.make_sampler(config.data.sampler, labels, batch_size=batch_size,
                                   classes_per_batch=config.data.classes_per_batch,
                                   seed=config.seed)
   first = max(step - batches, 0)
   report = field_report(embeddings, labels, proxies if len(proxies) else None, proxy_labels,
-                        **field, batches=[sampler.batch(s) for s in range(first, first + batches)])
+                        field, **options,
+                        batches=[sampler.batch(s) for s in range(first, first + batches)])
   report["run"] = {"workdir": str(workdir), "state": "init" if at_init else f"step {step}",
                    "split": split, "loss": config.loss.name, "field_settings": source,
                    "labels": "the split's labels as read (no label noise applied)"}

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from pfml_jax.evaluation import faiss_ranks, jax_ranks
-from pfml_jax.evaluation.retrieval import choose_backend, unit_rows
+from pfml_jax.evaluation.retrieval import choose_backend
+from pfml_jax.numerics import unit_rows
 
 BACKENDS = ("jax", "faiss")
 
@@ -41,7 +42,8 @@ def nearest_neighbours(queries, gallery, k: int, backend: str = "auto",
     backend: "auto", "jax" or "faiss".
     block_bytes: jax backend: one query-block x gallery similarity block per device.
   """
-  queries, gallery = unit_rows(queries, "queries"), unit_rows(gallery, "gallery")
+  queries = unit_rows(queries, "queries", zero_rows="keep", dtype=np.float32)
+  gallery = unit_rows(gallery, "gallery", zero_rows="keep", dtype=np.float32)
   if queries.shape[1] != gallery.shape[1]:
     raise ValueError(f"Query embeddings have dimension {queries.shape[1]} but the gallery's "
                      f"{gallery.shape[1]}; embed both with the same model.")
@@ -50,6 +52,21 @@ def nearest_neighbours(queries, gallery, k: int, backend: str = "auto",
   if neighbour_backend(k, backend) == "faiss":
     return _faiss_neighbours(queries, gallery, k)
   return _jax_neighbours(queries, gallery, k, block_bytes)
+
+
+def nearest_other_rows(embeddings, queries, k: int,
+                       backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+  """``nearest_neighbours`` of the rows ``queries`` of ``embeddings`` among its OTHER rows.
+
+  Each query's own row is excluded by index (a duplicate of it is still found), so the order
+  stays similarity descending, then row index. Returns (Q, k) similarities and (Q, k) rows.
+  """
+  queries = np.asarray(queries)
+  similarity, rows = nearest_neighbours(np.asarray(embeddings)[queries], embeddings, k + 1,
+                                        backend)
+  keep = rows != queries[:, None]
+  keep[:, -1] &= ~keep.all(axis=1)  # the query itself fell beyond the top k + 1: drop the last
+  return similarity[keep].reshape(-1, k), rows[keep].reshape(-1, k)
 
 
 def _faiss_neighbours(queries: np.ndarray, gallery: np.ndarray,

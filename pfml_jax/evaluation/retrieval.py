@@ -4,7 +4,8 @@
     metrics = retrieval_metrics(embeddings, labels, ks=(1, 10, 100, 1000))
     metrics = retrieval_metrics_qg(query_emb, query_labels, gallery_emb, gallery_labels)
 
-Embeddings are L2-normalised in float32 and compared by cosine similarity. In
+Embeddings are L2-normalised in float32 (faiss's precision; an all-zero row stays zero and
+has similarity 0 to everything) and compared by cosine similarity. In
 ``retrieval_metrics`` every item queries all OTHER items (its own row removed by index, so
 duplicates and ties are ranked like any other item); in ``retrieval_metrics_qg`` queries and
 gallery are separate sets and nothing is removed. Ties are broken by gallery index. Definitions
@@ -24,6 +25,7 @@ import numpy as np
 from pfml_jax.evaluation import clustering, faiss_ranks, jax_ranks
 from pfml_jax.evaluation.rank_metrics import metrics_from_ranks
 from pfml_jax.evaluation.ranking_problem import RankingProblem, make_problem
+from pfml_jax.numerics import unit_rows
 
 RankFn = Callable[[RankingProblem], np.ndarray]
 BACKENDS: dict[str, RankFn] = {
@@ -52,7 +54,7 @@ def retrieval_metrics(embeddings, labels, ks: Sequence[int] = (1, 2, 4, 8), *,
     ``recall@K`` per K, ``map@r``, ``r_precision``, optionally ``nmi``, and the counts
     ``num_queries`` and ``num_excluded_queries`` (items that are alone in their class).
   """
-  points = unit_rows(embeddings, "embeddings")
+  points = unit_rows(embeddings, "embeddings", zero_rows="keep", dtype=np.float32)
   labels = class_labels(labels, len(points), "labels")
   ks = recall_ks(ks)
   problem = make_problem(points, labels, points, labels, np.arange(len(points), dtype=np.int32),
@@ -72,8 +74,9 @@ def retrieval_metrics_qg(query_embeddings, query_labels, gallery_embeddings, gal
   class has no gallery item are excluded and counted. Arguments and keys as in
   ``retrieval_metrics`` (NMI describes one set: use ``clustering.nmi_score`` on it).
   """
-  queries = unit_rows(query_embeddings, "query_embeddings")
-  gallery = unit_rows(gallery_embeddings, "gallery_embeddings")
+  queries = unit_rows(query_embeddings, "query_embeddings", zero_rows="keep", dtype=np.float32)
+  gallery = unit_rows(gallery_embeddings, "gallery_embeddings", zero_rows="keep",
+                      dtype=np.float32)
   if queries.shape[1] != gallery.shape[1]:
     raise ValueError(f"Query embeddings have dimension {queries.shape[1]} but gallery "
                      f"embeddings {gallery.shape[1]}; embed both with the same model.")
@@ -115,20 +118,6 @@ def _metrics(problem: RankingProblem, ks: tuple[int, ...],
                        f"{sorted(BACKENDS)}.")
     rank_fn = BACKENDS[name]
   return metrics_from_ranks(rank_fn(problem), problem.num_relevant, ks)
-
-
-def unit_rows(embeddings, name: str) -> np.ndarray:
-  """(N, E) float32 copy of ``embeddings`` with unit rows (all-zero rows stay zero)."""
-  points = np.array(embeddings, dtype=np.float32)
-  if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] == 0:
-    raise ValueError(f"{name} must be a non-empty (N, E) array, got shape {points.shape}.")
-  bad = ~np.isfinite(points).all(axis=1)
-  if bad.any():
-    raise ValueError(f"{name} has {int(bad.sum())} row(s) with NaN or inf (first: row "
-                     f"{int(np.argmax(bad))}); they cannot be ranked. Check the model that "
-                     f"produced them (a diverged run gives NaN embeddings).")
-  norms = np.sqrt(np.einsum("ij,ij->i", points, points))
-  return points / np.maximum(norms, np.float32(1e-12))[:, None]
 
 
 def class_labels(labels, num_items: int, name: str) -> np.ndarray:

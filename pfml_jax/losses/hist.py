@@ -30,7 +30,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pfml_jax.losses.potential_energy import l2_normalize
+from pfml_jax.numerics import l2_normalize
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 BATCH_NORM_EPS = 1e-5  # torch.nn.BatchNorm1d's default [HIST: HGNN.bn1]

@@ -31,6 +31,8 @@ def init_proxies(rng: jax.Array, num_classes: int, per_class: int, dim: int,
   shape = (num_classes * per_class, dim)
   if scheme == "unit_normal":
     x = jax.random.normal(rng, shape, jnp.float32)
+    # A Gaussian row is never zero. Plain division, not ``numerics.l2_normalize`` (rsqrt): the
+    # two differ in the last float32 bit, and runs reproduce their proxies bit for bit.
     return x / jnp.linalg.norm(x, axis=1, keepdims=True)
   if scheme == "kaiming_normal":
     fan_out = shape[0]  # torch: fan_out of a 2-D weight is size(0)

@@ -13,6 +13,7 @@ same-class proxies that start at one point feel equal forces in PFML and never p
 import jax
 import numpy as np
 
+from pfml_jax.numerics import unit_rows
 from pfml_jax.user_errors import ConfigError
 
 PROXY_INITS = ("random", "class_mean")
@@ -20,7 +21,8 @@ PROXY_INITS = ("random", "class_mean")
 
 def class_mean_proxies(embeddings: np.ndarray, labels: np.ndarray, num_classes: int,
                        per_class: int, seed: int) -> np.ndarray:
-  """(num_classes * per_class, E) float32 unit proxies, class-major (``losses/proxies.py``).
+  """(num_classes * per_class, E) float32 unit proxies, class-major (``losses/proxies.py``),
+  computed in float64.
 
   Raises:
     ConfigError: a class has fewer than ``per_class`` images (some proxies would get none).
@@ -32,15 +34,14 @@ def class_mean_proxies(embeddings: np.ndarray, labels: np.ndarray, num_classes: 
         f"config.loss.proxy_init='class_mean' deals each class's training images to its "
         f"{per_class} proxies, but {short.size} classes have fewer images (class {short[0]}: "
         f"{counts[short[0]]}). Lower the loss's proxies_per_class, or use proxy_init='random'.")
-  units = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+  units = unit_rows(embeddings, "embeddings")  # float64; a zero embedding has no direction
   rng = np.random.default_rng(seed)
-  proxies = np.empty((num_classes * per_class, embeddings.shape[1]), np.float32)
+  means = np.empty((num_classes * per_class, units.shape[1]))
   for c in range(num_classes):
     members = rng.permutation(np.flatnonzero(labels == c))
     for m, group in enumerate(np.array_split(members, per_class)):
-      mean = units[group].mean(axis=0)
-      proxies[c * per_class + m] = mean / np.linalg.norm(mean)
-  return proxies
+      means[c * per_class + m] = units[group].mean(axis=0)
+  return unit_rows(means, "class-mean proxies").astype(np.float32)
 
 
 def with_class_mean_proxies(setup, state):

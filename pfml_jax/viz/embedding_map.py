@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
+from pfml_jax.numerics import unit_rows
 from pfml_jax.viz.figures import save_figure
 
 PROJECTIONS = {"tsne": "t-SNE", "pca": "PCA"}  # config name -> name in the titles
@@ -32,8 +33,7 @@ def project(points: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarr
   """(N, 2) projection of (N, E) points (rows L2-normalised first)."""
   if method not in PROJECTIONS:
     raise ValueError(f"projection must be one of {tuple(PROJECTIONS)}, got {method!r}.")
-  points = np.asarray(points, np.float64)
-  points = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+  points = unit_rows(points, "points", zero_rows="keep")  # a picture shows every point
   if method == "pca" or len(points) < 5:
     return PCA(n_components=2, random_state=seed).fit_transform(points)
   # scikit-learn's default perplexity of 30 needs more points than that; small sets get less.

@@ -19,6 +19,7 @@ import numpy as np
 from pfml_jax import evaluation
 from pfml_jax.data.eval_input import resize_center_crop
 from pfml_jax.data.split import Split
+from pfml_jax.evaluation.nearest_neighbours import nearest_other_rows
 from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training.evaluator import make_evaluator
 from pfml_jax.training.setup import read_split
@@ -65,20 +66,6 @@ def write_run_plots(workdir, which: str = "best") -> list[Path]:
   return written
 
 
-def nearest_neighbours(embeddings: np.ndarray, queries: np.ndarray,
-                       k: int) -> tuple[np.ndarray, np.ndarray]:
-  """(Q, K) indices and cosine similarities of each query row's K nearest other rows.
-
-  Exact float64 cosine; the query itself is excluded by index; ties go to the lower index.
-  """
-  unit = np.asarray(embeddings, np.float64)
-  unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-  similarity = unit[queries] @ unit.T
-  similarity[np.arange(len(queries)), queries] = -np.inf
-  order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-  return order, np.take_along_axis(similarity, order, axis=1)
-
-
 def _image(split: Split, index: int, model: TrainedModel) -> np.ndarray:
   """The image as the model saw it (the evaluation resize and centre crop)."""
   transform = model.embedder.transform
@@ -90,7 +77,7 @@ def _retrieval_grid(model, test, embeddings, labels, recall, out_path) -> Path:
   rng = np.random.default_rng(SEED)
   queries = np.sort(rng.choice(len(labels), size=min(QUERIES, len(labels)), replace=False))
   k = min(NEIGHBOURS, len(labels) - 1)
-  neighbours, similarities = nearest_neighbours(embeddings, queries, k)
+  similarities, neighbours = nearest_other_rows(embeddings, queries, k)
   return draw_retrieval_grid(
       [_image(test, q, model) for q in queries],
       [[_image(test, n, model) for n in row] for row in neighbours],

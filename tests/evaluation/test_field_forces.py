@@ -19,14 +19,17 @@ from tests.colour_images import write_colour_classes
 from tests.training.test_trainer import tiny_config
 
 ALPHA, DELTA_ATT, DELTA_REP = 3.0, 0.7, 0.9  # wide radii: every component carries force
+FIELD = FieldParams(ALPHA, DELTA_ATT, DELTA_REP)
 
 
-def _loop_energy(points, labels, alpha, delta_att, delta_rep):
-  """Paper Eq. 6 over ordered pairs, one pair at a time, float64."""
+def _loop_energy(points, labels, alpha, delta_att, delta_rep, unpulled_from=None):
+  """Paper Eq. 6 over ordered pairs, one pair at a time, float64; same-class pairs of rows both
+  at or after ``unpulled_from`` (proxies without self-attraction) are left out."""
   total = 0.0
   for a in range(len(points)):
     for b in range(len(points)):
-      if a == b:
+      if a == b or (unpulled_from is not None and min(a, b) >= unpulled_from
+                    and labels[a] == labels[b]):
         continue
       d = np.sqrt(np.sum((points[a] - points[b]) ** 2))
       total += (-max(d, delta_att) ** -alpha if labels[a] == labels[b]
@@ -46,13 +49,16 @@ def _random_set(seed, embeddings=9, proxies=6, dim=3):
       return points, labels, np.arange(len(points)) >= embeddings
 
 
-def _components(points, labels, is_proxy):
-  return field_forces.gradient_components(points, labels, is_proxy, ALPHA, DELTA_ATT, DELTA_REP)
+def _components(points, labels, is_proxy, proxy_self_attraction=True):
+  return field_forces.gradient_components(points, labels, int(np.sum(~is_proxy)), FIELD,
+                                          proxy_self_attraction)
 
 
-def test_components_sum_to_finite_difference_gradient_of_loop_energy():
+@pytest.mark.parametrize("proxy_self_attraction", [True, False])
+def test_components_sum_to_finite_difference_gradient_of_loop_energy(proxy_self_attraction):
   points, labels, is_proxy = _random_set(0)
-  components = _components(points, labels, is_proxy)
+  unpulled_from = None if proxy_self_attraction else int(np.sum(~is_proxy))
+  components = _components(points, labels, is_proxy, proxy_self_attraction)
   for name in field_forces.COMPONENTS:
     assert np.abs(components[name]).max() > 1e-3, name
   step, numeric = 1e-6, np.zeros_like(points)
@@ -60,17 +66,28 @@ def test_components_sum_to_finite_difference_gradient_of_loop_energy():
     up, down = points.copy(), points.copy()
     up[index] += step
     down[index] -= step
-    numeric[index] = (_loop_energy(up, labels, ALPHA, DELTA_ATT, DELTA_REP) -
-                      _loop_energy(down, labels, ALPHA, DELTA_ATT, DELTA_REP)) / (2 * step)
+    numeric[index] = (_loop_energy(up, labels, *FIELD, unpulled_from) -
+                      _loop_energy(down, labels, *FIELD, unpulled_from)) / (2 * step)
   np.testing.assert_allclose(sum(components.values()), numeric, rtol=1e-6, atol=1e-6)
 
 
-def test_components_sum_to_jax_gradient_of_pfml_energy():
+def test_without_proxy_self_attraction_proxies_feel_no_pull_from_proxies():
+  points, labels, is_proxy = _random_set(0)
+  with_pull = _components(points, labels, is_proxy)["attraction_from_proxies"]
+  without = _components(points, labels, is_proxy, False)["attraction_from_proxies"]
+  assert np.abs(with_pull[is_proxy]).max() > 1e-3  # the switch has something to remove
+  np.testing.assert_array_equal(without[is_proxy], 0.0)
+  np.testing.assert_array_equal(without[~is_proxy], with_pull[~is_proxy])  # embeddings: as before
+
+
+@pytest.mark.parametrize("proxy_self_attraction", [True, False])
+def test_components_sum_to_jax_gradient_of_pfml_energy(proxy_self_attraction):
   points, labels, is_proxy = _random_set(1, embeddings=12, proxies=8, dim=6)
-  total = sum(_components(points, labels, is_proxy).values())
+  total = sum(_components(points, labels, is_proxy, proxy_self_attraction).values())
   scale = np.abs(total).max()
-  field = FieldParams(ALPHA, DELTA_ATT, DELTA_REP)
-  raw = jax.grad(dense_energy)(jnp.asarray(points, jnp.float32), jnp.asarray(labels), field)
+  unpulled_from = None if proxy_self_attraction else int(np.sum(~is_proxy))
+  raw = jax.grad(dense_energy)(jnp.asarray(points, jnp.float32), jnp.asarray(labels), FIELD,
+                               unpulled_from)
   np.testing.assert_allclose(raw, total, rtol=1e-4, atol=1e-5 * scale)
   emb = jnp.asarray(points[~is_proxy], jnp.float32)
   prox = jnp.asarray(points[is_proxy], jnp.float32)
@@ -79,7 +96,7 @@ def test_components_sum_to_jax_gradient_of_pfml_energy():
     return potential_energy(emb, jnp.asarray(labels[~is_proxy]), prox,
                             jnp.asarray(labels[is_proxy]), alpha=ALPHA, delta_att=DELTA_ATT,
                             delta_rep=DELTA_REP, normalize_proxies=normalize_proxies,
-                            method="dense")
+                            proxy_self_attraction=proxy_self_attraction, method="dense")
 
   # The loss normalises unit inputs: its gradient is the tangent part of the forces.
   tangent = total - np.sum(total * points, 1, keepdims=True) * points
@@ -101,8 +118,8 @@ def test_no_force_on_the_flat_side_of_each_radius(same_class):
   flat, active = (0.3, 0.7) if same_class else (0.7, 0.3)  # chord ~ angle here
   for angle, expect_force in ((flat, False), (active, True)):
     points = _pair(angle)
-    gradient = sum(field_forces.gradient_components(points, labels, np.zeros(2, bool), ALPHA,
-                                                    delta, delta).values())
+    gradient = sum(field_forces.gradient_components(points, labels, 2,
+                                                    FieldParams(ALPHA, delta, delta)).values())
     d = np.linalg.norm(points[0] - points[1])
     pull = (1 if same_class else -1) * 2 * ALPHA * d ** (-ALPHA - 1)  # dU/dd, both orders
     expected = pull * (points[0] - points[1]) / d
@@ -112,7 +129,7 @@ def test_no_force_on_the_flat_side_of_each_radius(same_class):
 def test_shares_and_total_norms():
   points, labels, is_proxy = _random_set(2)
   report = field_forces.gradient_shares(points[~is_proxy], labels[~is_proxy], points[is_proxy],
-                                        labels[is_proxy], ALPHA, DELTA_ATT, DELTA_REP)
+                                        labels[is_proxy], FIELD)
   components = _components(points, labels, is_proxy)
   view = report["on_embeddings"]["euclidean"]
   for name in field_forces.COMPONENTS:
@@ -176,6 +193,9 @@ def test_command_reports_the_checkpoint_and_the_initial_state(tiny_run, tmp_path
     assert report["points"] == {"embeddings": 4 * 6, "proxies": 4 * 2}  # 4 train classes of 6
     assert (report["gradient"]["batches"], report["gradient"]["batch_size"]) == (2, 8)
   assert end["run"]["state"] == "step 2" and init["run"]["state"] == "init"
+  pfml = config.loss.pfml
+  assert end["field"] == {key: pfml[key] for key in ("alpha", "delta_att", "delta_rep",
+                                                     "normalize_proxies", "proxy_self_attraction")}
   assert end["distances"]["proxy_proxy"] != init["distances"]["proxy_proxy"]
 
 

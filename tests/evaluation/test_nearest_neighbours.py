@@ -31,6 +31,29 @@ def test_top_k_matches_float64_reference_with_ties(backend, k):
   assert items.shape == (11, k) and similarity.dtype == np.float32
 
 
+@pytest.mark.parametrize("backend", ["jax", "faiss"])
+def test_nearest_other_rows_against_brute_force(backend):
+  rng = np.random.default_rng(0)
+  embeddings = rng.normal(size=(50, 6)).astype(np.float32)
+  embeddings[7] = embeddings[3] * 2.0  # a tie in cosine with 3: the lower index first
+  queries = np.array([0, 3, 7, 49])
+  similarity, rows = nn_lib.nearest_other_rows(embeddings, queries, 5, backend)
+  unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+  for row, q in enumerate(queries):
+    cosine = unit.astype(np.float64) @ unit[q]
+    others = [i for i in sorted(range(50), key=lambda i: -cosine[i]) if i != q][:5]
+    assert list(rows[row]) == others
+    np.testing.assert_allclose(similarity[row], cosine[others], atol=1e-6)
+  assert rows[2, 0] == 3 and rows[1, 0] == 7
+
+
+def test_nearest_other_rows_when_the_query_ties_beyond_the_cut():
+  embeddings = np.repeat(np.eye(3, dtype=np.float32)[:1], 4, axis=0)  # 4 equal rows
+  similarity, rows = nn_lib.nearest_other_rows(embeddings, np.array([3, 0]), 2, "jax")
+  np.testing.assert_array_equal(rows, [[0, 1], [1, 2]])  # row 3 ranks 4th: the cut drops it
+  np.testing.assert_array_equal(similarity, 1.0)
+
+
 def test_auto_is_the_evaluation_rule_for_one_pass_per_query():
   for k in (1, 9, 10, 50):
     assert nn_lib.neighbour_backend(k) == retrieval.choose_backend(k, passes_per_query=1)

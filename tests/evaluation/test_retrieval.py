@@ -9,6 +9,7 @@ import pytest
 from pfml_jax.evaluation import faiss_ranks, jax_ranks, retrieval
 from pfml_jax.evaluation import retrieval_metrics, retrieval_metrics_qg
 from pfml_jax.evaluation.ranking_problem import make_problem
+from pfml_jax.numerics import unit_rows
 from tests.evaluation import retrieval_reference
 
 BACKENDS = ["jax", "faiss"]
@@ -96,7 +97,7 @@ def test_backends_return_identical_ranks(ks):
   """Same ranks, hence the same metrics: including ties across faiss's cut-off."""
   rng = np.random.default_rng(2)
   x, labels = lattice_set(rng, 50, 9)
-  units = retrieval.unit_rows(x, "x")
+  units = unit_rows(x, "x", zero_rows="keep", dtype=np.float32)
   problem = make_problem(units, labels, units, labels, np.arange(len(x), dtype=np.int32), ks)
   from_jax = jax_ranks.relevant_ranks(problem)
   np.testing.assert_array_equal(faiss_ranks.relevant_ranks(problem, chunk_rows=64), from_jax)
@@ -139,7 +140,7 @@ def test_sharded_over_eight_devices_equals_one_device():
 def test_auto_backend_follows_the_documented_cpu_rule_and_agrees():
   rng = np.random.default_rng(5)
   x, labels = lattice_set(rng, 20, 4)
-  units = retrieval.unit_rows(x, "x")
+  units = unit_rows(x, "x", zero_rows="keep", dtype=np.float32)
   for ks, want in [((1, 2), "faiss"), ((1, 100), "jax")]:
     problem = make_problem(units, labels, units, labels, np.arange(len(x), dtype=np.int32), ks)
     assert retrieval.auto_backend(problem) == want

@@ -15,7 +15,7 @@ from pfml_jax.training.train_step import make_train_step
 NUM_CLASSES, IMAGE = 6, 32
 
 
-def setup(loss_name, frozen_bn=False, backbone="vit_tiny"):
+def setup(loss_name, frozen_bn=False, backbone="vit_tiny", warmup_epochs=0):
   model = make_embedding_model(backbone, 16, frozen_bn=frozen_bn)
   loss = make_loss(loss_name, **({"proxies_per_class": 2}
                                  if LOSSES[loss_name].proxies_per_class else {}))
@@ -27,7 +27,7 @@ def setup(loss_name, frozen_bn=False, backbone="vit_tiny"):
   if loss_params:
     trainable["loss"] = loss_params
   optim = default_config.get_config().optim
-  optim.update(learning_rate=1e-3, warmup_epochs=0)
+  optim.update(learning_rate=1e-3, warmup_epochs=warmup_epochs)
   optimizer, schedules = make_optimizer(optim, trainable, total_steps=10, steps_per_epoch=5)
   state = TrainState(jnp.zeros((), jnp.int32), trainable, variables.get("batch_stats", {}),
                      jax.jit(optimizer.init)(trainable))
@@ -64,6 +64,22 @@ def test_every_loss_trains_through_the_step(loss_name):
     assert float(metrics["lr/loss"]) == pytest.approx(1e-2)  # 1e-3 x loss_params_lr_mult 10
   else:
     assert "loss" not in state.trainable and "lr/loss" not in metrics
+
+
+def test_warmup_keeps_the_backbone_fixed_through_the_step():
+  """One warm-up epoch (5 steps): the backbone's parameters stay bit for bit while the head and
+  the proxies train; the step after it moves the backbone."""
+  state, step = setup("pfml", warmup_epochs=1)
+  before = jax.device_get(state.trainable)
+  for i in range(5):
+    state, metrics = step(state, batch(i), jax.random.key(i))
+    assert float(metrics["lr/backbone"]) == 0.0 and float(metrics["lr/head"]) > 0.0
+  assert not tree_changed(before["model"]["backbone"], state.trainable["model"]["backbone"])
+  assert tree_changed(before["model"]["head"], state.trainable["model"]["head"])
+  assert tree_changed(before["proxies"], state.trainable["proxies"])
+  state, metrics = step(state, batch(5), jax.random.key(5))
+  assert float(metrics["lr/backbone"]) > 0.0
+  assert tree_changed(before["model"]["backbone"], state.trainable["model"]["backbone"])
 
 
 def test_hist_decreases_on_a_fixed_batch():

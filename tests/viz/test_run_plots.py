@@ -2,7 +2,6 @@
 
 import shutil
 
-import numpy as np
 from PIL import Image
 
 from pfml_jax.viz import embedding_map, retrieval_grid, run_plots, training_curves
@@ -46,18 +45,3 @@ def test_without_a_checkpoint_only_the_curves(tiny_run, tmp_path):
   shutil.copy(tiny_run / "metrics.jsonl", workdir / "metrics.jsonl")
   written = run_plots.write_run_plots(workdir)
   assert written == [workdir / "plots" / "training_curves.png"] and written[0].stat().st_size
-
-
-def test_nearest_neighbours_against_brute_force():
-  rng = np.random.default_rng(0)
-  embeddings = rng.normal(size=(50, 6))
-  embeddings[7] = embeddings[3] * 2.0  # a tie in cosine with 3: the lower index first
-  queries = np.array([0, 3, 7, 49])
-  order, similarity = run_plots.nearest_neighbours(embeddings, queries, 5)
-  unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-  for row, q in enumerate(queries):
-    cosine = unit @ unit[q]
-    others = [i for i in sorted(range(50), key=lambda i: -cosine[i]) if i != q][:5]
-    assert list(order[row]) == others
-    np.testing.assert_allclose(similarity[row], cosine[others])
-  assert order[2, 0] == 3 and order[1, 0] == 7
