@@ -32,6 +32,9 @@ _PACKAGE = str(Path(__file__).resolve().parent)
 
 def fail(message: str, status: int = EXIT_STATUS) -> None:
   """Prints ``error: message`` to stderr and exits with ``status`` (default: input error)."""
+  # A failed background save leaves asyncio futures that report themselves when collected at
+  # exit; the line below already names that failure, so it stays the output's last line.
+  python_logging.getLogger("asyncio").disabled = True
   print(f"error: {message}", file=sys.stderr, flush=True)
   sys.exit(status)
 
