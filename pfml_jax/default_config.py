@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Split the cached mode's image cache across the mesh's devices (each serves its rows of
   # every batch) instead of a copy on each: for caches larger than one device's memory, e.g.
   # SOP's 47 GB at 512 px on 16 GiB TPU v5e chips (docs/benchmarks.md) [our choice: off, as
-  # a copy per device needs no exchange between them].
+  # a copy per device needs no exchange between them; the SOP configs turn it on].
   config.data.shard_cache = False
   config.data.crop_scale = (0.08, 1.0)  # RandomResizedCrop area range [torchvision default]
   config.data.crop_ratio = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range

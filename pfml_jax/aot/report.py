@@ -90,6 +90,8 @@ def format_report(report: dict) -> str:
            f"  batch {report['batch_size']} ({report['batch_size'] // report['chips']} per "
            f"chip); attention: {report['attention']}; energy path: {report['energy_path']}",
            f"  chip figures: {chip['source']}"]
+  if report["batch_note"]:
+    lines.insert(1, f"  note: {report['batch_note']}")
   for name in ("train_step", "embed_step"):
     step = report[name]
     if "compiler_error" in step:

@@ -10,6 +10,7 @@ from pfml_jax.aot import abstract_run, compiled_steps, report as report_lib
 from pfml_jax.aot.topologies import Chip, Topology
 from pfml_jax.losses.potential_energy import auto_method
 from pfml_jax.models import vit
+from pfml_jax.training.config_validation import divisible_classes_per_batch
 from pfml_jax.user_errors import UserInputError
 
 
@@ -48,11 +49,32 @@ def automatic_paths(config: ml_collections.ConfigDict, setup) -> tuple[str, str]
   return attention, energy
 
 
+def splitting_batch(config: ml_collections.ConfigDict,
+                    chips: int) -> tuple[ml_collections.ConfigDict, str | None]:
+  """``config`` with the classes per batch nearest its own whose batch splits over the mesh's
+  data axis, and the note saying so (None when the batch already splits). The paper's batches
+  (100, 882, 900) split over no 8-chip slice; the trainer refuses them there, and the report
+  answers what the run needs instead of stopping at that."""
+  data = config.data
+  devices = chips if config.mesh.data == -1 else config.mesh.data
+  if (data.classes_per_batch * data.images_per_class) % devices == 0:
+    return config, None
+  classes = divisible_classes_per_batch(data.classes_per_batch, data.images_per_class, devices)
+  note = (f"batch {data.classes_per_batch * data.images_per_class} does not split over "
+          f"{devices} chips (the trainer refuses it); compiled with "
+          f"--config.data.classes_per_batch={classes} (batch {classes * data.images_per_class}), "
+          "the nearest that splits: run the trainer with that override.")
+  config = config.copy_and_resolve_references()
+  config.data.classes_per_batch = classes
+  return config, note
+
+
 def compile_report(config: ml_collections.ConfigDict, config_name: str, topology: Topology,
                    shape: abstract_run.DatasetShape) -> tuple[dict, str | None]:
   """The report of ``config`` compiled for ``topology``, and the does-not-fit message (None
   when both steps fit a chip's HBM)."""
   devices = topology_devices(topology)
+  config, batch_note = splitting_batch(config, len(devices))
   setup, train_input = abstract_run.abstract_setup(config, devices, shape)
   chip, chips = topology.chip, setup.mesh.size
   largest = compiled_steps.largest_arguments(
@@ -74,7 +96,7 @@ def compile_report(config: ml_collections.ConfigDict, config_name: str, topology
       "train_images": shape.train_images, "train_classes": shape.train_classes,
       "cache_side": shape.cache_side, "input_mode": config.data.input_mode,
       "shard_proxies": bool(config.mesh.shard_proxies),
-      "batch_size": setup.length.batch_size, "attention": attention, "energy_path": energy,
+      "batch_size": setup.length.batch_size, "batch_note": batch_note, "attention": attention, "energy_path": energy,
       "train_step": train, "embed_step": embed,
   }
   return report, train_problem or embed_problem

@@ -77,6 +77,7 @@ def test_report_of_the_tiny_config_on_four_chips(tiny_report):
   peak, bandwidth, chip = CHIP_FIGURES[name]
   assert problem is None
   assert (report["chips"], report["hosts"], report["batch_size"]) == (4, 1, 8)
+  assert report["batch_note"] is None  # 8 splits over 4 chips: compiled as given
   assert report["chip"]["name"] == chip and report["status"] == "compiled, not run"
   assert (report["attention"], report["energy_path"]) == ("xla", "dense")
   assert (report["train_images"], report["train_classes"]) == (24, 4)
@@ -154,6 +155,29 @@ def test_a_batch_that_does_not_split_over_the_chips_is_refused_with_a_fix():
     assert chosen * per_class % devices == 0
     closer = [c for c in range(2, 3 * classes) if abs(c - classes) < abs(chosen - classes)]
     assert all(c * per_class % devices for c in closer)
+
+
+def test_the_report_compiles_the_nearest_batch_that_splits_and_says_so():
+  """The tool answers for the batch the run will need: SOP ViT's 900 images become 896 on a
+  v5e-8 (the classes per batch the trainer's own message names), with the override to pass;
+  the caller's config is left as it was."""
+  config = experiments.experiment("sop", "vit_s16", "pfml")
+  adjusted, note = topology_report.splitting_batch(config, 8)
+  assert adjusted.data.classes_per_batch == 448 and config.data.classes_per_batch == 450
+  assert "batch 900 does not split over 8 chips" in note
+  assert "--config.data.classes_per_batch=448 (batch 896)" in note
+  config_validation.validate(adjusted, device_count=8)
+  same, none = topology_report.splitting_batch(config, 4)  # 900 splits over 4
+  assert same is config and none is None
+  pinned = experiments.experiment("sop", "vit_s16", "pfml")
+  pinned.mesh.data = 6  # the data axis, not the chip count, must split the batch
+  assert topology_report.splitting_batch(pinned, 8)[1] is None
+  report = {"config": "c", "topology": "v5e-8", "chips": 8, "hosts": 1, "libtpu": "x",
+            "batch_size": 896, "attention": "xla", "energy_path": "block_sparse",
+            "batch_note": note, "train_step": {"compiler_error": "e"},
+            "embed_step": {"compiler_error": "e"},
+            "chip": {"name": "TPU v5e", "source": "s"}}
+  assert f"  note: {note}" in report_lib.format_report(report).splitlines()
 
 
 def test_memory_beyond_hbm_is_named_with_its_largest_buffers():

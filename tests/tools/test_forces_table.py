@@ -3,6 +3,7 @@
 import numpy as np
 
 from pfml_jax.evaluation.field_forces import field_report
+from pfml_jax.losses.potentials import FieldParams
 from tools.forces_table import table
 
 
@@ -15,7 +16,7 @@ def test_each_column_shows_its_reports_medians_and_shares():
     embeddings = centres[labels] + spread * rng.normal(size=(12, 8))
     embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
     reports.append(field_report(embeddings, labels, np.zeros((0, 8)), np.zeros(0, int),
-                                alpha=3.0, delta_att=0.2, delta_rep=0.2))
+                                FieldParams(alpha=3.0, delta_att=0.2, delta_rep=0.2)))
   text = table([("tight", reports[0]), ("loose", reports[1])])
   rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in
           text.splitlines()[2:]}
