@@ -5,16 +5,14 @@ SOP configs also on v5e-32 with and without proxy sharding.
     python benchmarks/aot_table.py table --out=/tmp/aot      # the Markdown table of the JSONs
 
 The paper's batches (100, 882, 900) do not split over 8 or 32 chips, which the trainer
-refuses; each row uses the number of classes per batch nearest the paper's that makes the
-batch a multiple of the chip count (images per class unchanged), and says so.
+refuses; the tool then compiles the number of classes per batch nearest the paper's that makes
+the batch a multiple of the chip count (images per class unchanged), and its report says so.
 """
 
 import argparse
 import json
 import os
 import re
-
-from pfml_jax.training.config_validation import divisible_classes_per_batch
 
 DATASETS = ("cub", "cars", "sop")
 BACKBONES = ("resnet50", "bninception", "vit", "dino")
@@ -38,16 +36,8 @@ def run_name(config: str, topology: str, shard_proxies: bool, shard_cache: bool)
 
 def command(config: str, topology: str, shard_proxies: bool, shard_cache: bool,
             out: str) -> str:
-  from pfml_jax.experiments import experiment  # pylint: disable=import-outside-toplevel
-  dataset, backbone = os.path.basename(config).removesuffix(".py").split("_")
-  full = experiment({"cub": "cub200", "cars": "cars196", "sop": "sop"}[dataset],
-                    {"vit": "vit_s16", "dino": "dino_vits16"}.get(backbone, backbone), "pfml")
-  chips = int(topology.rsplit("-", 1)[1])
-  classes = divisible_classes_per_batch(full.data.classes_per_batch, full.data.images_per_class,
-                                        chips)
   name = run_name(config, topology, shard_proxies, shard_cache)
   return (f"python -m pfml_jax.aot --config={config} --topology={topology} "
-          f"--config.data.classes_per_batch={classes} "
           f"--config.mesh.shard_proxies={shard_proxies} --config.data.shard_cache={shard_cache} "
           f"--json={out}/{name}.json")
 
