@@ -102,6 +102,21 @@ def _train(config, local: bool) -> None:
           f"{command}", file=sys.stderr, flush=True)
     if preemption.stopped_by() == "SIGINT":
       sys.exit(INTERRUPTED_STATUS)
+  elif jax.process_index() == 0:
+    print(outcome_line(report, FLAGS.workdir, plots=config.plots), flush=True)
+
+
+def outcome_line(report: dict, workdir: str, plots: bool) -> str:
+  """What a finished run produced: the reported checkpoint's test metrics and where the report
+  (and pictures) are."""
+  chosen = ("chosen on validation classes" if report["protocol"] == "validated" else
+            "the last step; the best on test, optimistic, is in the report")
+  test = report["test"]
+  names = [name for name in test if name.startswith("recall@")] + ["map@r"] * ("map@r" in test)
+  metrics = ", ".join(f"{name} {test[name]:.3f}" for name in names)
+  pictures = f"; pictures: {workdir}/plots/" if plots else ""
+  return (f"Test {metrics} at step {report['step']} ({chosen}). Report: "
+          f"{workdir}/eval/summary.json{pictures}")
 
 
 def _fail(error: Exception, status: int, message: str | None = None) -> None:

@@ -67,6 +67,10 @@ def finished_run(tmp_path_factory):
   result = run(config, root / "run", "--config.steps=4")
   assert result.returncode == 0, result.stderr
   assert steps_on_disk(root / "run") == [2, 3, 4]
+  summary = json.loads((root / "run" / "eval" / "summary.json").read_text())
+  last = result.stdout.strip().splitlines()[-1]  # the run ends by saying what it produced
+  assert last.startswith(f"Test recall@1 {summary['test']['recall@1']:.3f}, "), last
+  assert f"at step {summary['step']} (" in last and f"{root / 'run'}/eval/summary.json" in last
   return config, root / "run"
 
 
