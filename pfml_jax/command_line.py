@@ -206,6 +206,17 @@ def quiet_terminal() -> None:
     terminal = logging.get_absl_handler()
     terminal.setLevel(python_logging.WARNING)
     terminal.python_handler.setFormatter(_TerminalFormatter())
+    terminal.addFilter(_actionable)
+
+
+# orbax's notices that ask nothing of the user: reading checkpoints read-only (evaluation,
+# plots) and a save between evaluations (no metrics yet). They stay in the log file.
+_NOT_ACTIONABLE = ("CheckpointManagerOptions.read_only=True", "Given directory is read only",
+                   "Requested `tracked_metric`; did not provide metrics")
+
+
+def _actionable(record: python_logging.LogRecord) -> bool:
+  return not str(record.msg).startswith(_NOT_ACTIONABLE)
 
 
 class _LogFile(python_logging.FileHandler):

@@ -71,6 +71,10 @@ def finished_run(tmp_path_factory):
   last = result.stdout.strip().splitlines()[-1]  # the run ends by saying what it produced
   assert last.startswith(f"Test recall@1 {summary['test']['recall@1']:.3f}, "), last
   assert f"at step {summary['step']} (" in last and f"{root / 'run'}/eval/summary.json" in last
+  log = (root / "run" / "logs" / "main.process0.log").read_text()
+  for notice in ("Requested `tracked_metric`", "read_only=True", "Given directory is read only"):
+    assert notice not in result.stderr, result.stderr  # orbax notices asking nothing: log only
+  assert "Requested `tracked_metric`" in log
   return config, root / "run"
 
 
