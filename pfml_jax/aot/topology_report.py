@@ -10,7 +10,7 @@ from pfml_jax.aot import abstract_run, compiled_steps, report as report_lib
 from pfml_jax.aot.topologies import Chip, Topology
 from pfml_jax.losses.potential_energy import auto_method
 from pfml_jax.models import vit
-from pfml_jax.training.config_validation import divisible_classes_per_batch
+from pfml_jax.training.config_validation import data_axis_size, divisible_classes_per_batch
 from pfml_jax.user_errors import UserInputError
 
 
@@ -56,7 +56,7 @@ def splitting_batch(config: ml_collections.ConfigDict,
   (100, 882, 900) split over no 8-chip slice; the trainer refuses them there, and the report
   answers what the run needs instead of stopping at that."""
   data = config.data
-  devices = chips if config.mesh.data == -1 else config.mesh.data
+  devices = data_axis_size(config, chips)
   if (data.classes_per_batch * data.images_per_class) % devices == 0:
     return config, None
   classes = divisible_classes_per_batch(data.classes_per_batch, data.images_per_class, devices)

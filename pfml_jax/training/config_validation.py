@@ -39,6 +39,11 @@ def divisible_classes_per_batch(classes: int, images_per_class: int, devices: in
   return min(candidates, key=lambda c: (abs(c - classes), c))
 
 
+def data_axis_size(config: ml_collections.ConfigDict, device_count: int) -> int:
+  """Devices on the mesh's data axis (``mesh.data``; -1 = all ``device_count``)."""
+  return device_count if config.mesh.data == -1 else config.mesh.data
+
+
 def validate(config: ml_collections.ConfigDict, device_count: int | None = None) -> None:
   """Raises ConfigError (a ValueError) for the first bad value found; the batch is checked
   against ``device_count`` devices (default: the process's)."""
@@ -60,8 +65,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
            f"loss {config.loss.name!r} learns from positive pairs inside the batch: set it to "
            f">= {least}, got {data.images_per_class}.")
   batch = data.classes_per_batch * data.images_per_class
-  device_count = device_count or jax.device_count()
-  devices = device_count if config.mesh.data == -1 else config.mesh.data
+  devices = data_axis_size(config, device_count or jax.device_count())
   where = "data.classes_per_batch x images_per_class"
   if devices > 0 and batch % devices:
     classes = divisible_classes_per_batch(data.classes_per_batch, data.images_per_class,
