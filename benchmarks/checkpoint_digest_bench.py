@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pfml_jax.checkpoint.state_digest import array_digest, host_values
 from pfml_jax.models import make_embedding_model
-from pfml_jax.training.state_digest import array_digest, host_values
 
 
 def resnet50_sized_state() -> list[jax.Array]:

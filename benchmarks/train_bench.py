@@ -24,8 +24,8 @@ import numpy as np
 from pfml_jax import default_config
 from pfml_jax.data.images import ArrayImageSource
 from pfml_jax.data.split import Split
+from pfml_jax.parallel.mesh import global_array
 from pfml_jax.training import setup
-from pfml_jax.training.mesh import global_array
 
 SCALES = {"cub": (100, 15, 60), "sop": (11318, 2, 4)}  # classes, proxies per class, images each
 

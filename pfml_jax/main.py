@@ -26,12 +26,13 @@ import shlex
 import sys
 
 import jax
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from pfml_jax import command_line
-from pfml_jax.training import distributed, preemption, trainer, workdir_lock
-from pfml_jax.training.checkpointing import CheckpointSaveError
+from pfml_jax.checkpoint.checkpoints import CheckpointSaveError
+from pfml_jax.parallel import distributed
+from pfml_jax.training import preemption, trainer, workdir_lock
 from pfml_jax.user_errors import EXIT_STATUS, UserInputError
 
 # Faults of the run, not of its input: one ``error:`` line too, with this status.
@@ -95,6 +96,8 @@ def _train(config, local: bool) -> None:
   with lock:
     report = trainer.train_and_evaluate(config, FLAGS.workdir,
                                         allow_input_change=FLAGS.allow_input_change)
+    if config.plots and not report.get("preempted") and jax.process_index() == 0:
+      _write_plots(FLAGS.workdir)
   if report.get("preempted") and jax.process_index() == 0:
     command = shlex.join([sys.executable.rpartition("/")[2], "-m", "pfml_jax.main",
                           *sys.argv[1:]])
@@ -104,6 +107,19 @@ def _train(config, local: bool) -> None:
       sys.exit(INTERRUPTED_STATUS)
   elif jax.process_index() == 0:
     print(outcome_line(report, FLAGS.workdir, plots=config.plots), flush=True)
+
+
+def _write_plots(workdir: str) -> None:
+  """The run's pictures; a failure to draw leaves the finished run's results as they are."""
+  from pfml_jax.viz.run_plots import write_run_plots  # matplotlib only when drawing
+  try:
+    written = write_run_plots(workdir, "best")
+  except Exception as error:  # pylint: disable=broad-except
+    logging.warning("Drawing %s/plots failed (%s: %s); the run's results are saved. Retry with "
+                    "python -m pfml_jax.viz plots %s", workdir, type(error).__name__, error,
+                    workdir)
+    return
+  logging.info("Pictures of the run: %s", [str(p) for p in written])
 
 
 def outcome_line(report: dict, workdir: str, plots: bool) -> str:

@@ -1,5 +1,5 @@
 """The Markdown table of PFML's forces in docs/reproduction.md §5, one column per report of
-``python -m pfml_jax.evaluation.field_forces`` (shares: tangent gradient on the embeddings).
+``python -m pfml_jax.analysis.force_report`` (shares: tangent gradient on the embeddings).
 
     python -m tools.forces_table "pretrained, init=forces/a.json" "pretrained, end=forces/b.json"
 """

@@ -45,7 +45,7 @@ for run in "pretrained=small_pretrained/pretrained-pfml-method_pfml-noise_0.0" \
   label=${run%%=*}; folder=$OUT/${run#*=}/seed_0; name=$(basename "${run#*=}")
   for when in init end; do
     flag=(); [ "$when" = init ] && flag=(--at_init)
-    "$PYTHON" -m pfml_jax.evaluation.field_forces --workdir="$folder" "${flag[@]}" \
+    "$PYTHON" -m pfml_jax.analysis.force_report --workdir="$folder" "${flag[@]}" \
         --out="docs/reproduction/forces/${name}_$when.json"
     columns+=("$label, $when=docs/reproduction/forces/${name}_$when.json")
   done

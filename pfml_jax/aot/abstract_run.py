@@ -17,6 +17,7 @@ import numpy as np
 from pfml_jax.data import cars196, cub200, sop
 from pfml_jax.data.image_cache import ImageCache
 from pfml_jax.data.images import ArrayImageSource
+from pfml_jax.data.run_splits import validation_classes
 from pfml_jax.data.split import Split
 from pfml_jax.training import setup as setup_lib
 from pfml_jax.user_errors import ConfigError
@@ -48,7 +49,7 @@ def dataset_shape(config: ml_collections.ConfigDict, train_images: int | None = 
                       "without reading it; pass --train_images and --train_classes.")
   images, classes = TRAIN_COUNTS.get(name, (None, None))
   images, classes = train_images or images, train_classes or classes
-  held_out = setup_lib.validation_classes(config)
+  held_out = validation_classes(config)
   images, classes = round(images * (classes - held_out) / classes), classes - held_out
   if not config.data.cache_size and config.data.input_mode == "cached":
     raise ConfigError("data.cache_size=0 caches every image at its original size, unknown "

@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from pfml_jax.training import mesh as mesh_lib
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import setup as setup_lib
 
 

@@ -1,5 +1,6 @@
-"""Evaluation: retrieval metrics (Recall@K, MAP@R, R-Precision, NMI), embedding extraction and
-the geometry diagnostics (proxy-data W2, spread, margin)."""
+"""Evaluation: retrieval metrics (Recall@K, MAP@R, R-Precision, NMI), embedding extraction, the
+geometry diagnostics (proxy-data W2, spread, margin), and a model's embedder, evaluator and its
+loading from a checkpoint (``trained_model.py``)."""
 
 from pfml_jax.evaluation.clustering import kmeans, nmi_score, normalized_mutual_info
 from pfml_jax.evaluation.diagnostics import training_diagnostics

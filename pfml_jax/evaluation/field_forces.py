@@ -1,8 +1,6 @@
 """Where PFML's forces come from: pair distances against the radii, and the energy's gradient
-split by the kind of pair that produces it. Host numpy, float64.
-
-    python -m pfml_jax.evaluation.field_forces --workdir=RUN [--checkpoint=latest] [--at_init]
-        [--split=train] [--batches=8] [--out=forces.json]
+split by the kind of pair that produces it. Host numpy, float64 (a trained run's report:
+``pfml_jax/analysis/force_report.py``).
 
 - ``pair_distance_summary``: quantiles of same-class and other-class distances, and the
   fraction of same-class pairs inside delta_att (they feel no pull) and of other-class pairs
@@ -23,26 +21,15 @@ the network; the radial rest only changes a norm the energy never sees). Normali
 per-point 1/||z|| factor is left out: it scales all of one point's components alike.
 """
 
-import argparse
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfml_jax import data as data_lib
-from pfml_jax.losses import LOSSES
 from pfml_jax.losses import potentials
 from pfml_jax.losses.potentials import FieldParams
 from pfml_jax.numerics import unit_rows
-from pfml_jax.training import mesh as mesh_lib
-from pfml_jax.training import setup as setup_lib
-from pfml_jax.training.evaluator import make_evaluator
-from pfml_jax.training.trained_model import load_trained_model
-from pfml_jax.user_errors import EXIT_STATUS, MissingFileError, UserInputError
 
 QUANTILES = (0.1, 0.5, 0.9)
 COMPONENTS = ("attraction_from_embeddings", "attraction_from_proxies",
@@ -259,91 +246,3 @@ def field_report(embeddings, labels, proxies, proxy_labels, field: FieldParams, 
                                              normalize_proxies=normalize_proxies),
           "gradient": dict(_mean(shares), batches=len(index_sets),
                            batch_size=int(np.mean([len(rows) for rows in index_sets])))}
-
-
-def _field_settings(config) -> tuple[FieldParams, dict, str]:
-  """PFML's field and options of the run, or PFML's defaults for a run of another loss."""
-  if config.loss.name == "pfml":
-    settings, source = config.loss.pfml, "the run's config.loss.pfml"
-  else:
-    settings = LOSSES["pfml"].defaults
-    source = f"PFML defaults: the run trained {config.loss.name!r}, not PFML"
-  field = FieldParams(*(settings[key] for key in FieldParams._fields))
-  options = {key: settings[key] for key in ("normalize_proxies", "proxy_self_attraction")}
-  return field, options, source
-
-
-def _run_points(workdir: Path, checkpoint: str, split_name: str, at_init: bool):
-  """(config, step, embeddings, labels, proxies, proxy_labels) of the run's model."""
-  model = load_trained_model(workdir, checkpoint)
-  config = model.config
-  split = setup_lib.read_split(config, split_name)
-  if not at_init:
-    evaluator = make_evaluator(model.embedder, mesh_lib.make_mesh(config.mesh), config.eval)
-    embeddings, labels = evaluator.embeddings(model.variables, split)
-    return config, model.step, embeddings, labels, model.proxies, model.proxy_labels
-  setup = setup_lib.build(config)
-  state = setup_lib.fresh_state(setup)  # as the trainer starts the run
-  variables = jax.device_get(state.variables())
-  embeddings, labels = setup.evaluator.embeddings(variables, split)
-  proxies = state.proxies
-  proxies = (np.zeros((0, embeddings.shape[1])) if proxies is None else np.asarray(proxies))
-  return config, 0, embeddings, labels, proxies, np.asarray(setup.proxy_labels)[:len(proxies)]
-
-
-def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str = "train",
-                     at_init: bool = False, batches: int = 8) -> dict[str, Any]:
-  """``field_report`` of a run's embeddings of ``split`` (eval transform, no augmentation).
-
-  The gradient is averaged over ``batches`` of the run's own sampler (its batch size and
-  classes per batch): the first steps' batches at init, the checkpoint's last steps' at the
-  end, each with all proxies, as the loss sees them in training.
-  """
-  workdir = Path(workdir)
-  if not (workdir / "checkpoints").is_dir():
-    raise MissingFileError(f"{workdir}: no checkpoints/ folder; pass the --workdir of a run "
-                           "that saved a checkpoint.")
-  if batches < 1:
-    raise UserInputError(f"--batches={batches}: need at least 1 batch.")
-  config, step, embeddings, labels, proxies, proxy_labels = _run_points(workdir, checkpoint,
-                                                                        split, at_init)
-  field, options, source = _field_settings(config)
-  batch_size = config.data.classes_per_batch * config.data.images_per_class
-  sampler = data_lib.make_sampler(config.data.sampler, labels, batch_size=batch_size,
-                                  classes_per_batch=config.data.classes_per_batch,
-                                  seed=config.seed)
-  first = max(step - batches, 0)
-  report = field_report(embeddings, labels, proxies if len(proxies) else None, proxy_labels,
-                        field, **options,
-                        batches=[sampler.batch(s) for s in range(first, first + batches)])
-  report["run"] = {"workdir": str(workdir), "state": "init" if at_init else f"step {step}",
-                   "split": split, "loss": config.loss.name, "field_settings": source,
-                   "labels": "the split's labels as read (no label noise applied)"}
-  return report
-
-
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--workdir", required=True, help="the run's --workdir")
-  parser.add_argument("--checkpoint", default="latest", help="best | latest | a step (latest)")
-  parser.add_argument("--split", default="train", help="train | val | test (train)")
-  parser.add_argument("--at_init", action="store_true",
-                      help="the state the run started from instead of the checkpoint's")
-  # 8 batches: our choice, enough for stable means at a few seconds per batch.
-  parser.add_argument("--batches", type=int, default=8, help="sampler batches averaged (8)")
-  parser.add_argument("--out", default="", help="also write the JSON here")
-  args = parser.parse_args(argv)
-  try:
-    report = run_field_report(args.workdir, args.checkpoint, args.split, args.at_init,
-                              args.batches)
-  except UserInputError as error:
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_STATUS)
-  text = json.dumps(report, indent=1)
-  if args.out:
-    Path(args.out).write_text(text + "\n")
-  print(text)
-
-
-if __name__ == "__main__":
-  main()

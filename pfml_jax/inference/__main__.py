@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> list[str]:
   # Imported here: --help and usage errors answer without loading flax, orbax and the models.
   # pylint: disable=g-import-not-at-top
   from pfml_jax.inference import embed, export, search
-  from pfml_jax.training.trained_model import load_trained_model
+  from pfml_jax.evaluation.trained_model import load_trained_model
   # pylint: enable=g-import-not-at-top
   trained = load_trained_model(args.workdir, args.checkpoint)
   if args.command == "embed":

@@ -9,13 +9,13 @@ import ml_collections
 import numpy as np
 
 from pfml_jax import data as data_lib
+from pfml_jax.data.run_splits import validation_classes
 from pfml_jax.data.split import Split
+from pfml_jax.evaluation.evaluator import make_evaluator
+from pfml_jax.evaluation.trained_model import TrainedModel
 from pfml_jax.inference import embedding_set
 from pfml_jax.inference.image_folder_input import UNLABELLED, image_split
-from pfml_jax.training import mesh as mesh_lib
-from pfml_jax.training.evaluator import make_evaluator
-from pfml_jax.training.trained_model import TrainedModel
-from pfml_jax.training.trainer import validation_classes
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.user_errors import UserInputError
 
 

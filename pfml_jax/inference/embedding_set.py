@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from pfml_jax.evaluation.extraction import embedding_paths, load_embeddings, save_embeddings
-from pfml_jax.training.trained_model import TrainedModel
+from pfml_jax.evaluation.trained_model import TrainedModel
 from pfml_jax.user_errors import MissingFileError, UserInputError
 
 

@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pfml_jax.evaluation.embedder import Embedder
+from pfml_jax.evaluation.trained_model import TrainedModel
 from pfml_jax.inference import exported_embedder
 from pfml_jax.inference.embedding_set import model_fingerprint
-from pfml_jax.training.embedder import Embedder
-from pfml_jax.training.trained_model import TrainedModel
 from pfml_jax.user_errors import UserInputError
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # the platform names jax.export lowers for

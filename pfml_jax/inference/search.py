@@ -15,10 +15,10 @@ import numpy as np
 from pfml_jax.data.eval_input import resize_center_crop
 from pfml_jax.data.images import CorruptImageError, decode_image
 from pfml_jax.evaluation.nearest_neighbours import nearest_neighbours, neighbour_backend
+from pfml_jax.evaluation.trained_model import TrainedModel
 from pfml_jax.inference.embed import embed_split
 from pfml_jax.inference.embedding_set import EmbeddingSet, load_embedding_set, model_fingerprint
 from pfml_jax.inference.image_folder_input import image_split
-from pfml_jax.training.trained_model import TrainedModel
 from pfml_jax.user_errors import UserInputError
 
 # Query rows a grid shows at most (our choice: a readable figure; the JSON holds them all).

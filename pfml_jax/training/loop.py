@@ -16,11 +16,11 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from pfml_jax.training import mesh as mesh_lib
-from pfml_jax.training.checkpointing import NonFiniteStateError
+from pfml_jax.checkpoint.checkpoints import NonFiniteStateError
+from pfml_jax.checkpoint.state_digest import array_names
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training.chrono import Chrono
 from pfml_jax.training.preemption import Preemption
-from pfml_jax.training.train_state import array_names
 
 
 class NonFiniteLossError(RuntimeError):

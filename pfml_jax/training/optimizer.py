@@ -10,7 +10,6 @@ embedding) are never updated.
 
 import re
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import optax

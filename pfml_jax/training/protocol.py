@@ -16,7 +16,7 @@ from typing import Any, Callable
 from absl import logging
 
 from pfml_jax.data.split import Split
-from pfml_jax.training.evaluator import Evaluator
+from pfml_jax.evaluation.evaluator import Evaluator
 
 
 def periodic_evaluation(evaluator: Evaluator, variables: dict, step: int, val: Split | None,

@@ -14,13 +14,14 @@ import jax.numpy as jnp
 import ml_collections
 
 from pfml_jax import data as data_lib
+from pfml_jax.data.run_splits import read_splits
 from pfml_jax.data.split import Split
+from pfml_jax.evaluation.embedder import Embedder, build_embedder
+from pfml_jax.evaluation.evaluator import Evaluator, make_evaluator
 from pfml_jax.losses import LOSSES, Loss, make_loss
 from pfml_jax.models import load_pretrained
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import config_validation
-from pfml_jax.training import mesh as mesh_lib
-from pfml_jax.training.embedder import Embedder, build_embedder
-from pfml_jax.training.evaluator import Evaluator, make_evaluator
 from pfml_jax.training.optimizer import make_optimizer
 from pfml_jax.training.proxy_init import with_class_mean_proxies
 from pfml_jax.training.train_state import TrainState
@@ -67,29 +68,6 @@ class TrainSetup:
     """ShapeDtypeStructs of the state carrying its shardings (what restores target)."""
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                         self.abstract_state, self.state_shardings)
-
-
-def validation_classes(config: ml_collections.ConfigDict) -> int:
-  """Training classes held out for model selection: data.val_classes under "validated"."""
-  return config.data.val_classes if config.eval.protocol == "validated" else 0
-
-
-def read_split(config: ml_collections.ConfigDict, split: str) -> Split:
-  """One split as the config defines it; held-out classes are drawn from data.split_seed."""
-  return data_lib.read_split(config.data.name, config.data.root, split,
-                             val_classes=validation_classes(config),
-                             seed=config.data.split_seed, skip_corrupt=config.data.skip_corrupt)
-
-
-def read_splits(config: ml_collections.ConfigDict):
-  """(train, val or None, test) splits, with label noise applied to train if configured."""
-  train = read_split(config, "train")
-  if config.data.label_noise > 0:
-    noisy, record = data_lib.apply_label_noise(train.labels, train.num_classes,
-                                               config.data.label_noise, config.seed)
-    train = train.with_noisy_labels(noisy, record)
-  val = read_split(config, "val") if validation_classes(config) > 0 else None
-  return train, val, read_split(config, "test")
 
 
 def make_configured_loss(config: ml_collections.ConfigDict) -> Loss:

@@ -33,17 +33,3 @@ class TrainState:
     if self.batch_stats:
       variables["batch_stats"] = self.batch_stats
     return variables
-
-
-def array_names(tree: Any) -> list[str]:
-  """The '/'-joined key paths of the arrays of ``tree``, in ``jax.tree.leaves`` order (e.g.
-  "batch_stats/backbone/bn1/var"): the names checkpoints and errors give to a state's arrays."""
-  return ["/".join(_key_name(key) for key in path)
-          for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-
-
-def _key_name(key: Any) -> str:
-  for attribute in ("key", "name", "idx"):  # DictKey / FlattenedIndexKey, GetAttrKey, SequenceKey
-    if hasattr(key, attribute):
-      return str(getattr(key, attribute))
-  return str(key)

@@ -21,7 +21,7 @@ def make_train_step(model: nn.Module, loss: Loss, optimizer: optax.GradientTrans
   A step whose loss, gradient or any array of the updated state (parameters, BatchNorm
   statistics, optimizer moments) is not finite leaves the whole state unchanged and reports
   ``finite = False`` and ``finite_arrays``, one flag per array of the state in
-  ``jax.tree.leaves`` order (``train_state.array_names`` names them), so the trainer can stop
+  ``jax.tree.leaves`` order (``checkpoint.state_digest.array_names`` names them), so the trainer can stop
   with the last good state intact and say which arrays diverged.
   """
 

@@ -15,20 +15,20 @@ import ml_collections
 import numpy as np
 from absl import logging
 
+from pfml_jax.checkpoint.checkpoints import Checkpoints
+from pfml_jax.data.run_splits import read_split, read_splits, validation_classes
 from pfml_jax.evaluation.diagnostics import training_diagnostics
+from pfml_jax.evaluation.evaluator import make_evaluator
+from pfml_jax.evaluation.trained_model import load_trained_model
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import config_validation
-from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training import protocol
-from pfml_jax.training.checkpointing import Checkpoints
-from pfml_jax.training.evaluator import make_evaluator
 from pfml_jax.training.loop import Cadence, NonFiniteLossError, train_loop
 from pfml_jax.training.metric_writer import MetricWriter
 from pfml_jax.training.resume_check import check_resume
 from pfml_jax.training.run_info import run_info
 from pfml_jax.training.setup import (TrainSetup, build, compile_train_step, fresh_state,
-                                     input_state, open_train_input, read_split, read_splits,
-                                     validation_classes)
-from pfml_jax.training.trained_model import load_trained_model
+                                     input_state, open_train_input)
 
 __all__ = ["NonFiniteLossError", "build", "evaluate_checkpoint", "read_splits",
            "train_and_evaluate"]
@@ -91,8 +91,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         checkpoints=checkpoints, restore_variables=restore_variables, writer=writer)
     if config.eval.diagnostics:
       writer.write_json("eval/diagnostics.json", _diagnostics(setup, end.state))
-  if config.plots and jax.process_index() == 0:
-    _write_plots(workdir)
   return report
 
 
@@ -113,19 +111,6 @@ def _diagnostics(setup: TrainSetup, state) -> dict[str, Any]:
   proxies = None if state.proxies is None else np.asarray(jax.device_get(state.proxies))
   return training_diagnostics(proxies, np.asarray(setup.proxy_labels), train_embeddings,
                               train_labels, test_embeddings, test_labels)
-
-
-def _write_plots(workdir: str) -> None:
-  """The run's pictures; a failure to draw leaves the finished run's results as they are."""
-  from pfml_jax.viz.run_plots import write_run_plots  # matplotlib only when drawing
-  try:
-    written = write_run_plots(workdir, "best")
-  except Exception as error:  # pylint: disable=broad-except
-    logging.warning("Drawing %s/plots failed (%s: %s); the run's results are saved. Retry with "
-                    "python -m pfml_jax.viz plots %s", workdir, type(error).__name__, error,
-                    workdir)
-    return
-  logging.info("Pictures of the run: %s", [str(p) for p in written])
 
 
 def _cadence(config, setup: TrainSetup) -> Cadence:

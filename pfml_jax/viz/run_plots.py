@@ -18,12 +18,12 @@ import numpy as np
 
 from pfml_jax import evaluation
 from pfml_jax.data.eval_input import resize_center_crop
+from pfml_jax.data.run_splits import read_split
 from pfml_jax.data.split import Split
+from pfml_jax.evaluation.evaluator import make_evaluator
 from pfml_jax.evaluation.nearest_neighbours import nearest_other_rows
-from pfml_jax.training import mesh as mesh_lib
-from pfml_jax.training.evaluator import make_evaluator
-from pfml_jax.training.setup import read_split
-from pfml_jax.training.trained_model import TrainedModel, load_trained_model
+from pfml_jax.evaluation.trained_model import TrainedModel, load_trained_model
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.user_errors import MissingFileError
 from pfml_jax.viz import embedding_map, training_curves
 from pfml_jax.viz.retrieval_grid import draw_retrieval_grid, neighbour_marks

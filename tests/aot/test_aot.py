@@ -15,8 +15,8 @@ import pytest
 from pfml_jax import experiments
 from pfml_jax.aot import abstract_run, compiled_steps, topologies, topology_report
 from pfml_jax.aot import report as report_lib
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import config_validation
-from pfml_jax.training import mesh as mesh_lib
 from pfml_jax.training import setup as setup_lib
 from pfml_jax.user_errors import ConfigError, UserInputError
 from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)

@@ -7,11 +7,11 @@ import ml_collections
 import numpy as np
 
 from pfml_jax.evaluation import load_embeddings
+from pfml_jax.evaluation.evaluator import make_evaluator
+from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.inference.embedding_set import load_embedding_set, weights_sha256
-from pfml_jax.training import mesh as mesh_lib
+from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import trainer
-from pfml_jax.training.evaluator import make_evaluator
-from pfml_jax.training.trained_model import load_trained_model
 from tests.training.test_trainer import tiny_config
 
 

@@ -15,11 +15,11 @@ from safetensors.numpy import load_file
 
 from pfml_jax import default_config
 from pfml_jax.data.eval_input import resize_center_crop
+from pfml_jax.evaluation.embedder import build_embedder
+from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.inference import export as export_lib
 from pfml_jax.inference import exported_embedder
 from pfml_jax.inference.embedding_set import weights_sha256
-from pfml_jax.training.embedder import build_embedder
-from pfml_jax.training.trained_model import load_trained_model
 from tests.inference.conftest import error_lines
 
 # Runs in a fresh interpreter with the export folder as its only import path for our code.

@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
+from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.training.setup import build, fresh_state
-from pfml_jax.training.trained_model import load_trained_model
 from tests.study.tiny_study import study_cli, write_tiny_setup
 
 FLAGS = ("--config.eval.protocol=validated", "--config.data.val_classes=2",

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from pfml_jax.training.checkpointing import Checkpoints
+from pfml_jax.checkpoint.checkpoints import Checkpoints
 from tests.colour_images import write_colour_classes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def get_config():
 '''
 
 # The warnings of this project's checkpoint, loop and trainer modules (absl's format).
-OWN_WARNING = re.compile(r"^W\d{4} [\d:.]+ +\d+ (checkpointing|loop|trainer)\.py:\d+\] ")
+OWN_WARNING = re.compile(r"^W\d{4} [\d:.]+ +\d+ (checkpoints|loop|trainer)\.py:\d+\] ")
 
 
 def run(config: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -64,13 +64,17 @@ def finished_run(tmp_path_factory):
   (root / "images").mkdir()
   config = root / "tiny.py"
   config.write_text(CONFIG.format(root=str(write_colour_classes(root / "images"))))
-  result = run(config, root / "run", "--config.steps=4")
+  result = run(config, root / "run", "--config.steps=4", "--config.plots=true")
   assert result.returncode == 0, result.stderr
   assert steps_on_disk(root / "run") == [2, 3, 4]
+  # The run draws its pictures at the end and says where they are.
+  assert sorted(p.name for p in (root / "run" / "plots").iterdir()) == sorted(
+      ["training_curves.png", "retrieval_grid.png", "embedding_map.png"])
   summary = json.loads((root / "run" / "eval" / "summary.json").read_text())
   last = result.stdout.strip().splitlines()[-1]  # the run ends by saying what it produced
   assert last.startswith(f"Test recall@1 {summary['test']['recall@1']:.3f}, "), last
   assert f"at step {summary['step']} (" in last and f"{root / 'run'}/eval/summary.json" in last
+  assert last.endswith(f"; pictures: {root / 'run'}/plots/"), last
   log = (root / "run" / "logs" / "main.process0.log").read_text()
   for notice in ("Requested `tracked_metric`", "read_only=True", "Given directory is read only"):
     assert notice not in result.stderr, result.stderr  # orbax notices asking nothing: log only

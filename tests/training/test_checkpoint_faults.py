@@ -9,8 +9,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from pfml_jax.training import checkpointing, trainer
-from pfml_jax.training.checkpointing import Checkpoints, abstract_like
+from pfml_jax.checkpoint import checkpoints as checkpoints_lib
+from pfml_jax.checkpoint.checkpoints import Checkpoints
+from pfml_jax.training import trainer
 from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)
 
 
@@ -38,7 +39,7 @@ def test_damaged_latest_checkpoint_is_moved_aside_and_the_run_resumes(image_fold
   damage(tmp_path, 4)
 
   # Eval mode names the unreadable checkpoint and the readable ones, and moves nothing.
-  with pytest.raises(checkpointing.CheckpointUnreadableError,
+  with pytest.raises(checkpoints_lib.CheckpointUnreadableError,
                      match=r"Checkpoint 4 .* cannot be read .*Readable checkpoints: \[3, 2\]"):
     trainer.evaluate_checkpoint(tiny_config(image_folder), str(tmp_path), "latest")
   assert steps_on_disk(tmp_path) == [2, 3, 4]
@@ -76,7 +77,7 @@ def test_disk_full_during_a_save_is_one_clear_error_and_leftovers_are_removed(
 
   monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk_save)
   monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", full_disk_wait)
-  with pytest.raises(checkpointing.CheckpointSaveError) as raised:
+  with pytest.raises(checkpoints_lib.CheckpointSaveError) as raised:
     trainer.train_and_evaluate(tiny_config(image_folder, steps=4), str(tmp_path))
   message = str(raised.value)
   assert raised.value.errno == errno.ENOSPC
@@ -100,7 +101,7 @@ def test_disk_full_during_a_save_is_one_clear_error_and_leftovers_are_removed(
 def test_state_bytes_counts_the_arrays(image_folder):
   exp = trainer.build(tiny_config(image_folder))
   leaves = jax.tree.leaves(exp.abstract_state)
-  assert checkpointing.state_bytes(exp.abstract_state) == sum(x.size * x.dtype.itemsize
+  assert checkpoints_lib.state_bytes(exp.abstract_state) == sum(x.size * x.dtype.itemsize
                                                               for x in leaves)
 
 
@@ -117,7 +118,7 @@ def test_non_finite_step_is_never_checkpointed(image_folder, tmp_path):
   exp = trainer.build(config)
   checkpoints = Checkpoints(tmp_path, keep=5, selection_metric="recall@1", read_only=True)
   for step in steps:
-    state, _ = checkpoints.restore(step, abstract_like(exp.abstract_state, exp.state_shardings))
+    state, _ = checkpoints.restore(step, exp.abstract_sharded_state())
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(jax.device_get(state)))
 
 
@@ -125,7 +126,7 @@ def test_a_config_that_matches_no_checkpoint_moves_nothing(image_folder, tmp_pat
   """Every restore failing means a changed config, not damage: nothing is moved aside."""
   trainer.train_and_evaluate(tiny_config(image_folder, steps=2), str(tmp_path))
   changed = tiny_config(image_folder, steps=4, **{"model.embedding_dim": 8})
-  with pytest.raises(checkpointing.CheckpointUnreadableError,
+  with pytest.raises(checkpoints_lib.CheckpointUnreadableError,
                      match=r"steps \[2\]\) can be restored.*Nothing was moved"):
     trainer.train_and_evaluate(changed, str(tmp_path))
   assert steps_on_disk(tmp_path) == [2]
@@ -138,7 +139,7 @@ def test_a_non_finite_state_is_never_written(tmp_path):
   with Checkpoints(tmp_path, keep=2, selection_metric="recall@1") as checkpoints:
     checkpoints.save(1, state, {}, {})
     broken = dict(state, batch_stats={"var": jax.numpy.array([1.0, np.inf])})
-    with pytest.raises(checkpointing.NonFiniteStateError) as raised:
+    with pytest.raises(checkpoints_lib.NonFiniteStateError) as raised:
       checkpoints.save(2, broken, {}, {})
     assert raised.value.arrays == ["batch_stats/var"]
   assert steps_on_disk(tmp_path) == [1]

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from pfml_jax import default_config
+from pfml_jax.checkpoint.state_digest import array_names
 from pfml_jax.losses import LOSSES, make_loss
 from pfml_jax.models import make_embedding_model
 from pfml_jax.training.optimizer import make_optimizer
-from pfml_jax.training.train_state import TrainState, array_names
+from pfml_jax.training.train_state import TrainState
 from pfml_jax.training.train_step import make_train_step
 
 NUM_CLASSES, IMAGE = 6, 32

@@ -1,7 +1,7 @@
 """A checkpoint's recorded config is read over today's defaults."""
 
 from pfml_jax import default_config
-from pfml_jax.training.trained_model import recorded_config
+from pfml_jax.evaluation.trained_model import recorded_config
 
 
 def test_fields_added_since_a_checkpoint_take_their_defaults():

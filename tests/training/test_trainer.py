@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from pfml_jax import default_config
+from pfml_jax.checkpoint.checkpoints import Checkpoints
 from pfml_jax.training import trainer
-from pfml_jax.training.checkpointing import Checkpoints, abstract_like
 from tests.colour_images import write_colour_classes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +66,7 @@ def final_params(config, workdir, step=None):
   exp = trainer.build(config)
   checkpoints = Checkpoints(workdir, keep=5, selection_metric="recall@1", read_only=True)
   state, _ = checkpoints.restore(step or checkpoints.latest_step(),
-                                 abstract_like(exp.abstract_state, exp.state_shardings))
+                                 exp.abstract_sharded_state())
   return jax.device_get(state.trainable)
 
 
@@ -320,8 +320,8 @@ def test_diagnostics_of_the_final_state(image_folder, tmp_path):
   """eval/diagnostics.json holds the proxy-data W2 and spread / margin of the final model,
   equal to diagnostics.py on the checkpoint's own embeddings and proxies."""
   from pfml_jax.evaluation.diagnostics import training_diagnostics
-  from pfml_jax.training.evaluator import make_evaluator
-  from pfml_jax.training.trained_model import load_trained_model
+  from pfml_jax.evaluation.evaluator import make_evaluator
+  from pfml_jax.evaluation.trained_model import load_trained_model
   config = tiny_config(image_folder, steps=2)
   trainer.train_and_evaluate(config, str(tmp_path))
   written = json.loads((tmp_path / "eval" / "diagnostics.json").read_text())

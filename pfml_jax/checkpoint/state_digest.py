@@ -31,3 +31,17 @@ def array_digest(value: np.ndarray) -> str:
   """The CRC-32C of an array's bytes (C order), as 8 hex digits."""
   data = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
   return f"{crc32c.crc32c(data):08x}"
+
+
+def array_names(tree: Any) -> list[str]:
+  """The '/'-joined key paths of the arrays of ``tree``, in ``jax.tree.leaves`` order (e.g.
+  "batch_stats/backbone/bn1/var"): the names checkpoints and errors give to a state's arrays."""
+  return ["/".join(_key_name(key) for key in path)
+          for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _key_name(key: Any) -> str:
+  for attribute in ("key", "name", "idx"):  # DictKey / FlattenedIndexKey, GetAttrKey, SequenceKey
+    if hasattr(key, attribute):
+      return str(getattr(key, attribute))
+  return str(key)

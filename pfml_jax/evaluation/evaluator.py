@@ -7,10 +7,11 @@ import jax
 import numpy as np
 
 from pfml_jax import data as data_lib
-from pfml_jax import evaluation
 from pfml_jax.data.split import Split
-from pfml_jax.training import mesh as mesh_lib
-from pfml_jax.training.embedder import Embedder
+from pfml_jax.evaluation.embedder import Embedder
+from pfml_jax.evaluation.extraction import extract_embeddings
+from pfml_jax.evaluation.retrieval import retrieval_metrics
+from pfml_jax.parallel import mesh as mesh_lib
 
 
 @dataclasses.dataclass
@@ -54,14 +55,14 @@ class Evaluator:
         image_size=transform.image_size, resize_size=transform.resize_size,
         interpolation=transform.interpolation, process_index=jax.process_index(),
         process_count=jax.process_count(), workers=self.workers)
-    return evaluation.extract_embeddings(lambda images: self.embed(variables, images), batches,
-                                         progress=jax.process_index() == 0)
+    return extract_embeddings(lambda images: self.embed(variables, images), batches,
+                              progress=jax.process_index() == 0)
 
   def __call__(self, variables: dict, split: Split, ks=None) -> dict[str, float]:
     """Retrieval metrics on ``split``: every item queries all the others."""
     embeddings, labels = self.embeddings(variables, split)
-    return evaluation.retrieval_metrics(embeddings, labels, tuple(ks or self.ks),
-                                        backend=self.backend, nmi=self.nmi)
+    return retrieval_metrics(embeddings, labels, tuple(ks or self.ks),
+                             backend=self.backend, nmi=self.nmi)
 
 
 def make_evaluator(embedder: Embedder, mesh: jax.sharding.Mesh, eval_config,

@@ -14,8 +14,8 @@ import ml_collections
 import numpy as np
 
 from pfml_jax import default_config
-from pfml_jax.training.checkpointing import Checkpoints
-from pfml_jax.training.embedder import Embedder, build_embedder
+from pfml_jax.checkpoint.checkpoints import Checkpoints
+from pfml_jax.evaluation.embedder import Embedder, build_embedder
 
 
 @dataclasses.dataclass(frozen=True)

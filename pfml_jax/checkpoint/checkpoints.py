@@ -43,8 +43,7 @@ from absl import logging
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-from pfml_jax.training.state_digest import DIGEST_ALGORITHM, array_digest, host_values
-from pfml_jax.training.train_state import array_names
+from pfml_jax.checkpoint.state_digest import DIGEST_ALGORITHM, array_digest, array_names, host_values
 from pfml_jax.user_errors import MissingFileError, UserInputError
 
 
@@ -390,12 +389,6 @@ class Checkpoints:
 
   def __exit__(self, *exc_info) -> None:
     self.close()
-
-
-def abstract_like(tree: Any, shardings: Any) -> Any:
-  """ShapeDtypeStructs of ``tree`` (arrays or structs) carrying ``shardings``."""
-  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                      tree, shardings)
 
 
 def state_bytes(tree: Any) -> int:

@@ -1,0 +1,1 @@
+"""Checkpoints of the train state: orbax saves with per-array digests, verified restores."""

@@ -1,0 +1,1 @@
+"""Device meshes and the multi-process runtime (``jax.distributed``)."""

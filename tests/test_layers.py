@@ -1,0 +1,34 @@
+"""The package's layers (pyproject.toml [tool.importlinter]): no module imports a layer above
+its own, checked by import-linter on the real tree and on a copy with one upward import."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+  """``lint-imports`` on the package and contract under ``root``."""
+  command = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
+             "sys.exit(lint_imports())"]
+  return subprocess.run(command, cwd=root, env={"PYTHONPATH": str(root), "PATH": ""},
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_no_module_imports_a_layer_above_its_own():
+  result = lint_imports(REPO)
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert "1 kept, 0 broken" in result.stdout
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+  shutil.copytree(REPO / "pfml_jax", tmp_path / "pfml_jax",
+                  ignore=shutil.ignore_patterns("__pycache__", "demo_assets"))
+  shutil.copy(REPO / "pyproject.toml", tmp_path)
+  metrics = tmp_path / "pfml_jax" / "evaluation" / "rank_metrics.py"
+  metrics.write_text(metrics.read_text() + "\nfrom pfml_jax.training import trainer\n")
+  result = lint_imports(tmp_path)
+  assert result.returncode == 1, result.stdout
+  assert "pfml_jax.evaluation.rank_metrics -> pfml_jax.training.trainer" in result.stdout
