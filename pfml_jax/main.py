@@ -31,6 +31,7 @@ from ml_collections import config_flags
 
 from pfml_jax import command_line
 from pfml_jax.checkpoint.checkpoints import CheckpointSaveError
+from pfml_jax.data.demo import raw_pixel_recall_at_1
 from pfml_jax.parallel import distributed
 from pfml_jax.training import preemption, trainer, workdir_lock
 from pfml_jax.user_errors import EXIT_STATUS, UserInputError
@@ -106,7 +107,9 @@ def _train(config, local: bool) -> None:
     if preemption.stopped_by() == "SIGINT":
       sys.exit(INTERRUPTED_STATUS)
   elif jax.process_index() == 0:
-    print(outcome_line(report, FLAGS.workdir, plots=config.plots), flush=True)
+    pixel_bar = raw_pixel_recall_at_1() if config.data.name == "demo" else None
+    print(outcome_line(report, FLAGS.workdir, plots=config.plots, pixel_bar=pixel_bar),
+          flush=True)
 
 
 def _write_plots(workdir: str) -> None:
@@ -122,14 +125,17 @@ def _write_plots(workdir: str) -> None:
   logging.info("Pictures of the run: %s", [str(p) for p in written])
 
 
-def outcome_line(report: dict, workdir: str, plots: bool) -> str:
-  """What a finished run produced: the reported checkpoint's test metrics and where the report
-  (and pictures) are."""
+def outcome_line(report: dict, workdir: str, plots: bool, pixel_bar: float | None = None) -> str:
+  """What a finished run produced: the reported checkpoint's test metrics (beside raw pixels'
+  Recall@1 ``pixel_bar`` where the data set has one: the demo) and where the report (and
+  pictures) are."""
   chosen = ("chosen on validation classes" if report["protocol"] == "validated" else
             "the last step; the best on test, optimistic, is in the report")
   test = report["test"]
   names = [name for name in test if name.startswith("recall@")] + ["map@r"] * ("map@r" in test)
   metrics = ", ".join(f"{name} {test[name]:.3f}" for name in names)
+  if pixel_bar is not None:
+    metrics += f" (raw pixels: recall@1 {pixel_bar:.3f})"
   pictures = f"; pictures: {workdir}/plots/" if plots else ""
   return (f"Test {metrics} at step {report['step']} ({chosen}). Report: "
           f"{workdir}/eval/summary.json{pictures}")

@@ -94,3 +94,16 @@ def test_internal_error_keeps_its_traceback(tmp_path):
   assert result.returncode not in (0, 2)
   assert "Traceback" in result.stderr and "a bug in get_config" in result.stderr
   assert not any(line.startswith("error:") for line in result.stderr.splitlines())
+
+
+def test_the_last_line_names_the_metrics_the_bar_and_the_report():
+  from pfml_jax.main import outcome_line  # absl flags: defined once, on import
+  report = {"protocol": "validated", "step": 660,
+            "test": {"recall@1": 0.7754, "recall@2": 0.877, "map@r": 0.28, "nmi": 0.6}}
+  line = outcome_line(report, "/tmp/w", plots=True, pixel_bar=0.46633)
+  assert line == ("Test recall@1 0.775, recall@2 0.877, map@r 0.280 (raw pixels: recall@1 "
+                  "0.466) at step 660 (chosen on validation classes). Report: "
+                  "/tmp/w/eval/summary.json; pictures: /tmp/w/plots/")
+  paper = outcome_line(dict(report, protocol="paper"), "/tmp/w", plots=False)
+  assert "(raw pixels" not in paper and "pictures" not in paper
+  assert "the last step; the best on test, optimistic, is in the report" in paper

@@ -31,6 +31,12 @@ def load_demo_arrays(path: str = ASSET) -> dict[str, np.ndarray]:
   return arrays
 
 
+def raw_pixel_recall_at_1() -> float:
+  """Test classes' Recall@1 of Euclidean 1-NN on raw pixels: the bar a trained embedding must
+  clear (measured by ``tools/build_demo_set.py`` when it built the asset, stored in it)."""
+  return float(load_demo_arrays()["pixel_recall_at_1"])
+
+
 def read_demo(root: str | None = None) -> dict[str, Partition]:
   """Train and test partitions of the demo set (``root`` is ignored)."""
   del root
