@@ -70,7 +70,7 @@ def image_folder(tmp_path_factory) -> Path:
 
 def write_config(path: Path, root: Path, **overrides) -> Path:
   path.write_text(
-      "from tests.training.test_trainer import tiny_config\n\n\n"
+      "from tests.tiny_run import tiny_config\n\n\n"
       f"def get_config():\n  return tiny_config({str(root)!r}, **{overrides!r})\n")
   return path
 

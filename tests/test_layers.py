@@ -32,3 +32,14 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
   result = lint_imports(tmp_path)
   assert result.returncode == 1, result.stdout
   assert "pfml_jax.evaluation.rank_metrics -> pfml_jax.training.trainer" in result.stdout
+
+
+def test_tests_share_helpers_through_helper_modules_not_other_tests():
+  """A test module imports shared code from tests/<helper>.py or a conftest fixture, never from
+  another test module (whose tests pytest would then collect twice)."""
+  offenders = [f"{path.relative_to(REPO)}: {line.strip()}"
+               for path in (REPO / "tests").rglob("*.py")
+               for line in path.read_text().splitlines()
+               if line.lstrip().startswith(("from tests.", "import tests."))
+               and ".test_" in line.split(" import ")[0]]
+  assert not offenders, offenders

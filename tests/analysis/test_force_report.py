@@ -13,7 +13,7 @@ from pfml_jax.training import setup as setup_lib
 from pfml_jax.training import trainer
 from pfml_jax.user_errors import EXIT_STATUS
 from tests.colour_images import write_colour_classes
-from tests.training.test_trainer import tiny_config
+from tests.tiny_run import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import config_validation
 from pfml_jax.training import setup as setup_lib
 from pfml_jax.user_errors import ConfigError, UserInputError
-from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)
+from tests.tiny_run import tiny_config
 
 # The image folder fixture: 6 training classes of 6 images (2 held out for validation), 40 x 48
 # pixels (the cache's side R is the largest side, 48).

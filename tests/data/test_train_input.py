@@ -13,7 +13,7 @@ from pfml_jax.data import (augment_on_device, build_image_cache, make_train_inpu
 from pfml_jax.data.crops import crop_boxes, crop_variates
 from pfml_jax.training.setup import build, open_train_input
 from tests.colour_images import write_colour_classes
-from tests.training.test_trainer import tiny_config
+from tests.tiny_run import tiny_config
 
 # Original sizes (width, height) of the coordinate images: portrait, landscape, square, and
 # one far outside the aspect range, which exercises the centre-crop fallback.

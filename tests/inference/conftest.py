@@ -5,7 +5,7 @@ import pytest
 
 from pfml_jax.training import trainer
 from tests.colour_images import write_colour_classes
-from tests.training.test_trainer import tiny_config
+from tests.tiny_run import tiny_config
 
 
 @pytest.fixture(scope="session")

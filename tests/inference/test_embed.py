@@ -12,7 +12,7 @@ from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.inference.embedding_set import load_embedding_set, weights_sha256
 from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import trainer
-from tests.training.test_trainer import tiny_config
+from tests.tiny_run import tiny_config
 
 
 def evaluator_test_embeddings(image_folder, run_dir):

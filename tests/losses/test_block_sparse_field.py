@@ -10,7 +10,7 @@ from pfml_jax.losses.block_sparse_field import BlockLayout, block_sparse_energy_
 from pfml_jax.losses.dense_field import dense_energy
 from pfml_jax.losses.potentials import FieldParams
 from tests.losses import field_reference
-from tests.losses.test_potential_energy import assert_matches_reference, clustered_points
+from tests.losses.field_cases import assert_matches_reference, clustered_points
 
 FIELD = FieldParams(3.0, 0.2, 0.2)
 

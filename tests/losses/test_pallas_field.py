@@ -16,7 +16,7 @@ from pfml_jax.losses import pallas_field, potential_energy
 from pfml_jax.losses.potentials import (FieldParams, clamped_distance, pair_potential,
                                         pair_weight, screen_threshold)
 from tests.losses import field_reference
-from tests.losses.test_potential_energy import assert_matches_reference, clustered_points
+from tests.losses.field_cases import assert_matches_reference, clustered_points
 
 # Tiny tiles so the interpreter is quick: several column splits, exact splits and row groups
 # per block; SPLIT_TAIL makes the last column split reach past the last tile.

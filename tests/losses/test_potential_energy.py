@@ -7,20 +7,9 @@ import pytest
 
 from pfml_jax.losses import potential_energy
 from tests.losses import field_reference
+from tests.losses.field_cases import assert_matches_reference, clustered_points
 
 METHODS = ["dense", "block_sparse"]
-
-
-def clustered_points(rng, num_samples, num_classes, proxies_per_class, dim, spread=0.15):
-  """Samples and proxies scattered around class centres, so many pairs fall near delta."""
-  centres = rng.normal(size=(num_classes, dim))
-  centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-  labels = rng.integers(0, num_classes, num_samples)
-  embeddings = centres[labels] + spread * rng.normal(size=(num_samples, dim)) / np.sqrt(dim)
-  proxy_labels = np.repeat(np.arange(num_classes), proxies_per_class)
-  proxies = centres[proxy_labels] + spread * rng.normal(size=(len(proxy_labels), dim)) / np.sqrt(dim)
-  return (embeddings.astype(np.float32), labels.astype(np.int32), proxies.astype(np.float32),
-          proxy_labels.astype(np.int32))
 
 
 def energy_and_grads(embeddings, labels, proxies, proxy_labels, **kwargs):
@@ -28,16 +17,6 @@ def energy_and_grads(embeddings, labels, proxies, proxy_labels, **kwargs):
       lambda e, p: potential_energy(e, labels, p, proxy_labels, **kwargs), argnums=(0, 1)))
   energy, (grad_emb, grad_prox) = fn(embeddings, proxies)
   return float(energy), np.asarray(grad_emb), np.asarray(grad_prox)
-
-
-def assert_matches_reference(got, want, energy_rtol=1e-5, grad_tol=1e-4):
-  energy, grad_emb, grad_prox = got
-  ref_energy, ref_emb, ref_prox = want
-  assert energy == pytest.approx(ref_energy, rel=energy_rtol)
-  ref_grads = np.concatenate([ref_emb.ravel(), ref_prox.ravel()])
-  grads = np.concatenate([grad_emb.ravel(), grad_prox.ravel()])
-  scale = np.max(np.abs(ref_grads))
-  assert np.max(np.abs(grads - ref_grads)) <= grad_tol * scale
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -5,14 +5,7 @@ import numpy as np
 import pytest
 
 from pfml_jax.models.vit import attention_implementation, dot_product_attention
-
-
-def reference_attention(q, k, v):
-  q, k, v = (x.astype(np.float64) for x in (q, k, v))
-  logits = np.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(q.shape[-1])
-  weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
-  weights /= weights.sum(axis=-1, keepdims=True)
-  return np.einsum("bhqk,bkhd->bqhd", weights, v)
+from tests.models.attention_reference import reference_attention
 
 
 @pytest.mark.parametrize("implementation", ["auto", "xla"])

@@ -7,7 +7,7 @@ import pytest
 from scipy.special import erf
 
 from pfml_jax.models.vit import GELUS, padded_attention
-from tests.models.test_attention import reference_attention
+from tests.models.attention_reference import reference_attention
 
 
 @pytest.mark.parametrize("token_multiple", [8, 64])

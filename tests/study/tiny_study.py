@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # The trainer tests' tiny config (a 2-layer ViT on colour classes), as the study tests run it:
 # the paper protocol (a study picks validated by a flag), 2 steps, a checkpoint every step.
-TINY_CONFIG = """from tests.training.test_trainer import tiny_config
+TINY_CONFIG = """from tests.tiny_run import tiny_config
 
 
 def get_config():

@@ -22,7 +22,7 @@ from tests.colour_images import write_colour_classes
 REPO = Path(__file__).resolve().parents[2]
 
 CONFIG = '''
-from tests.training.test_trainer import tiny_config
+from tests.tiny_run import tiny_config
 
 
 def get_config():

@@ -12,7 +12,7 @@ import pytest
 from pfml_jax.checkpoint import checkpoints as checkpoints_lib
 from pfml_jax.checkpoint.checkpoints import Checkpoints
 from pfml_jax.training import trainer
-from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)
+from tests.tiny_run import tiny_config
 
 
 def steps_on_disk(workdir):

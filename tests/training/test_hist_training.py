@@ -6,10 +6,7 @@ import numpy as np
 import pytest
 
 from pfml_jax.training import trainer
-from tests.training.test_trainer import (assert_trees_close, final_params, image_folder,
-                                         tiny_config)
-
-__all__ = ["image_folder"]  # the fixture, shared with test_trainer.py
+from tests.tiny_run import assert_trees_close, final_params, tiny_config
 
 HIST = {"loss.name": "hist", "loss.hist.hgnn_hidden": 8, "model.embedding_norm": "layer_norm",
         "data.sampler": "random", "eval.protocol": "paper", "steps": 4}

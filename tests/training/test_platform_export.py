@@ -11,7 +11,7 @@ import jax
 import pytest
 
 from pfml_jax.training import setup as setup_lib
-from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)
+from tests.tiny_run import tiny_config
 
 GPU_ONLY = ("__gpu$", "__cudnn$", "cu_", "triton")  # Triton kernels, cuDNN, CUDA-only ops
 TPU_ONLY = ("tpu_custom_call", "mosaic")  # Mosaic TPU kernels

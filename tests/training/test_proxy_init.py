@@ -10,7 +10,7 @@ from pfml_jax.training import setup as setup_lib
 from pfml_jax.training.proxy_init import class_mean_proxies
 from pfml_jax.user_errors import ConfigError
 from tests.colour_images import write_colour_classes
-from tests.training.test_trainer import tiny_config
+from tests.tiny_run import tiny_config
 
 
 def unit_rows(x):

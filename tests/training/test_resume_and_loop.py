@@ -13,7 +13,7 @@ from pfml_jax.training import trainer
 from pfml_jax.training.chrono import Chrono
 from pfml_jax.training.loop import Cadence
 from pfml_jax.user_errors import ConfigError
-from tests.training.test_trainer import image_folder, tiny_config  # noqa: F401 (fixture)
+from tests.tiny_run import tiny_config
 
 
 def test_resume_with_other_input_is_refused_unless_allowed(image_folder, tmp_path, caplog):

@@ -13,66 +13,11 @@ import jax
 import numpy as np
 import pytest
 
-from pfml_jax import default_config
 from pfml_jax.checkpoint.checkpoints import Checkpoints
 from pfml_jax.training import trainer
-from tests.colour_images import write_colour_classes
+from tests.tiny_run import assert_trees_close, final_params, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory):
-  """12 classes x 6 small JPEGs, each class a colour with noise (learnable, tiny)."""
-  return write_colour_classes(tmp_path_factory.mktemp("images"))
-
-
-def tiny_config(root, **overrides):
-  config = default_config.get_config()
-  config.data.name = "image_folder"
-  config.data.root = str(root)
-  config.eval.protocol = "validated"
-  config.data.val_classes = 2  # train: 4 classes, val: 2, test: 6
-  config.data.classes_per_batch = 4
-  config.data.images_per_class = 2
-  config.data.workers = 0
-  config.model.backbone = "vit_tiny"
-  config.model.embedding_dim = 16
-  config.model.dtype = "float32"
-  config.model.frozen_bn = False
-  config.loss.pfml.proxies_per_class = 2
-  config.optim.learning_rate = 1e-3
-  # A large Adam epsilon: parameters whose gradient is pure rounding noise (e.g. the key bias
-  # of attention, which softmax ignores) would otherwise move by +-lr on the noise's sign and
-  # make runs on different device counts incomparable.
-  config.optim.eps = 1e-3
-  config.optim.warmup_epochs = 1
-  config.steps = 6
-  config.eval.every_epochs = 1  # 3 steps per epoch: validation at steps 3 and 6
-  config.eval.batch_size = 16
-  config.eval.backend = "jax"
-  config.checkpoint.every_steps = 2
-  config.log_every_steps = 2
-  config.mesh.data = 1
-  config.plots = False  # the pictures are tested in tests/viz
-  for key, value in overrides.items():
-    section, _, field = key.rpartition(".")
-    (config[section] if section else config)[field] = value
-  return config
-
-
-def final_params(config, workdir, step=None):
-  """The trainable parameters of checkpoint ``step`` (latest by default), on the host."""
-  exp = trainer.build(config)
-  checkpoints = Checkpoints(workdir, keep=5, selection_metric="recall@1", read_only=True)
-  state, _ = checkpoints.restore(step or checkpoints.latest_step(),
-                                 exp.abstract_sharded_state())
-  return jax.device_get(state.trainable)
-
-
-def assert_trees_close(a, b, tol=1e-5):
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_allclose(x, y, rtol=tol, atol=tol)
 
 
 def test_train_checkpoint_resume_and_eval(image_folder, tmp_path):
@@ -251,7 +196,7 @@ def config_file(image_folder, tmp_path_factory):
   """The tiny config as a config file the command line can load."""
   path = tmp_path_factory.mktemp("configs") / "tiny.py"
   path.write_text(
-      "from tests.training.test_trainer import tiny_config\n\n\n"
+      "from tests.tiny_run import tiny_config\n\n\n"
       f"def get_config():\n  return tiny_config({str(image_folder)!r})\n")
   return path
 

@@ -5,7 +5,7 @@ import pytest
 from pfml_jax.training import trainer
 from pfml_jax.viz import run_plots
 from tests.colour_images import write_colour_classes
-from tests.training.test_trainer import tiny_config
+from tests.tiny_run import tiny_config
 
 
 
