@@ -53,3 +53,12 @@ def test_the_check_catches_missing_and_outside_targets(tmp_path):
                   "../docs/method.md")
   assert _broken(page, repo) == ["nothing.md", "../../elsewhere.md", "pfml_jax/not_a_module.py",
                                  "../../notes/x.md"]
+
+
+def test_readme_is_short_and_indexes_every_doc():
+  """The README stays a five-minute read (at most 12,000 bytes) and links every page of docs/."""
+  readme = REPO / "README.md"
+  assert readme.stat().st_size <= 12_000, readme.stat().st_size
+  linked = {target for target, _ in _targets(readme, REPO)}
+  pages = {f"docs/{page.name}" for page in (REPO / "docs").glob("*.md")}
+  assert not pages - linked, sorted(pages - linked)
