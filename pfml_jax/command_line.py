@@ -15,7 +15,7 @@ import logging as python_logging
 import re
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import jax
 from absl import flags, logging
@@ -26,6 +26,7 @@ from pfml_jax.user_errors import EXIT_STATUS, UserInputError
 FLAGS = flags.FLAGS
 
 _OVERRIDE = re.compile(r"--config\.([^=\s]+)")
+_REQUIRED = re.compile(r"Flag (--\w+) must have a value other than None")
 _log_file: python_logging.Handler | None = None  # set by log_to_workdir
 _PACKAGE = str(Path(__file__).resolve().parent)
 
@@ -37,6 +38,30 @@ def fail(message: str, status: int = EXIT_STATUS) -> None:
   python_logging.getLogger("asyncio").disabled = True
   print(f"error: {message}", file=sys.stderr, flush=True)
   sys.exit(status)
+
+
+def parse_tool_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None,
+                     usage: str) -> list[str]:
+  """Parses a tool's own absl flags (its own ``FlagValues``, so tools imported into one process
+  never clash) from ``argv`` (``sys.argv[1:]`` when None) and returns the positional arguments.
+
+  ``--help`` prints ``usage`` and the flags and exits 0; an unknown flag, a missing required
+  one or a bad value prints one ``error:`` line and exits with status 2.
+  """
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if any(arg in ("-h", "--help", "--helpshort", "--helpfull") for arg in argv):
+    print(f"{usage.strip()}\n\nflags:\n{flag_values.get_help(include_special_flags=False)}")
+    sys.exit(0)
+  flag_values.unparse_flags()  # a tool's main may run more than once in a process (tests)
+  try:
+    return flag_values(["", *argv])[1:]
+  except flags.UnrecognizedFlagError as error:
+    fail(f"unknown flag --{error.flagname} (--help lists the flags)")
+  except flags.Error as error:
+    missing = _REQUIRED.search(str(error))
+    fail(f"{missing.group(1)} is required (--help lists the flags)" if missing else
+         f"{error} (--help lists the flags)")
+  return []
 
 
 def log_traceback(error: BaseException) -> None:

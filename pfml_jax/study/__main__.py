@@ -1,8 +1,8 @@
 """Multi-seed studies: run them here, emit them for a cluster, aggregate their results.
 
     python -m pfml_jax.study list
-    python -m pfml_jax.study run table1 --workdir=studies/table1 --data-root=/data \
-        --weights-dir=weights --parallel=2
+    python -m pfml_jax.study run table1 --workdir=studies/table1 --data_root=/data \
+        --weights_dir=weights --parallel=2
     python -m pfml_jax.study run --config=configs/demo.py --sweep=loss.pfml.alpha=1,2,3 \
         --seeds=0,1,2 --workdir=studies/demo_alpha --config.steps=300
     python -m pfml_jax.study emit label_noise --emit=slurm --workdir=/shared/noise
@@ -19,14 +19,15 @@ Runs live in ``<workdir>/<cell>/seed_<seed>``; rerunning skips finished runs and
 others. Input errors print ``error: ...`` and exit with status 2 (see docs/studies.md).
 """
 
-import argparse
 import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from pfml_jax.command_line import fail
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.study import emit as emit_lib
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.aggregate import aggregate
@@ -65,108 +66,147 @@ def _config_path(config: str) -> str:
   return config
 
 
-def _study(args) -> Study:
-  study = _defined_study(args)
+def _study(command: str, args: flags.FlagValues, name: str | None) -> Study:
+  study = _defined_study(command, args, name)
   return with_floor(study) if args.floor else study
 
 
-def _defined_study(args) -> Study:
+def _defined_study(command: str, args: flags.FlagValues, name: str | None) -> Study:
   seeds = _integers(args.seeds, "--seeds") if args.seeds else None
   config = _config_path(args.config) if args.config else None
-  if args.name_or_spec:
+  if name:
     if args.sweep:
       raise UserInputError("--sweep makes a study of its own: give --config and --sweep "
-                           f"without the study name {args.name_or_spec!r}.")
-    return named_study(args.name_or_spec, seeds, config)
+                           f"without the study name {name!r}.")
+    return named_study(name, seeds, config)
   if config and args.sweep:
     name = args.name or f"{Path(config.partition(':')[0]).stem}_sweep"
     return sweep_study(name, [config], [_sweep(s) for s in args.sweep], seeds or [0])
   if config:
     name = args.name or Path(config.partition(":")[0]).stem
     return Study(name, (Cell(config),), tuple(seeds or [0]), f"{name}: {config}")
-  if args.command == "aggregate" and not (config or args.sweep):
+  if command == "aggregate" and not (config or args.sweep):
     return manifest_lib.study_from_manifest(args.workdir)
   raise UserInputError(f"name a study ({', '.join(STUDIES)}) or give --config=FILE (and "
                        "--sweep=FIELD=V1,V2,... for a grid).")
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m pfml_jax.study",
-                                   description=__doc__.splitlines()[0], allow_abbrev=False)
-  commands = parser.add_subparsers(dest="command", required=True)
-  commands.add_parser("list", help="the shipped studies")
-  study = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-  study.add_argument("name_or_spec", nargs="?", metavar="STUDY",
-                     help=f"one of {list(STUDIES)}; or give --config and --sweep")
-  study.add_argument("--workdir", required=True, help="the study's folder (one per study)")
-  study.add_argument("--config", help="FILE[:RECIPE]: the config a --sweep (or an ablation) uses")
-  study.add_argument("--sweep", action="append", default=[],
-                     help="FIELD=V1,V2,...; repeat for a grid (every combination)")
-  study.add_argument("--seeds", help="comma-separated seeds (default: the study's; 0 for --sweep)")
-  study.add_argument("--name", help="the name of a --sweep study (default <config>_sweep)")
-  study.add_argument("--floor", action="store_true",
-                     help="add the step-0 model (untrained) of each config file as a cell")
-  site = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-  site.add_argument("--data-root", default="",
-                    help="paper configs: the folder of CUB_200_2011/, cars196/, "
-                         "Stanford_Online_Products/; other configs: the dataset root")
-  site.add_argument("--weights-dir", default="",
-                    help="the folder of resnet50 / bninception / vit_s16 / dino_vits16.safetensors")
-  run = commands.add_parser("run", parents=[study, site], allow_abbrev=False,
-                            help="train every unfinished run here")
-  run.add_argument("--parallel", type=int, default=1, help="runs at a time on this machine")
-  emit = commands.add_parser("emit", parents=[study, site], allow_abbrev=False,
-                             help="write a SLURM job array or a command list")
-  emit.add_argument("--emit", required=True, choices=["slurm", "commands"])
-  emit.add_argument("--out", help="file to write (default: commands to stdout, the SLURM "
-                                  "script to ./<study>.sbatch)")
-  emit.add_argument("--launcher", default="python", choices=list(emit_lib.LAUNCHERS),
-                    help="commands: plain python, or launch/tpu_vm.sh per run")
-  emit.add_argument("--nodes", type=int, default=1, help="SLURM: nodes per run")
-  emit.add_argument("--gpus-per-node", type=int, default=1, help="SLURM: GPUs per node")
-  emit.add_argument("--cpus-per-task", type=int, default=8, help="SLURM: CPUs per node")
-  emit.add_argument("--time", default="24:00:00", help="SLURM: time limit per run")
-  emit.add_argument("--parallel", type=int, default=0, help="SLURM: array tasks at once")
-  summary = commands.add_parser("aggregate", parents=[study], allow_abbrev=False,
-                                help="mean ± sd tables (and the ablation plot) of the runs")
-  summary.add_argument("--out", help="folder for the tables (default <workdir>/aggregate)")
-  summary.add_argument("--metric", default="recall@1", help="the plot's metric")
-  search = commands.add_parser("tune", parents=[site], allow_abbrev=False,
-                               help="choose a loss's hyperparameters on validation classes")
-  search.add_argument("--workdir", required=True, help="the search's folder (one per search)")
-  search.add_argument("--config", required=True, help="FILE[:RECIPE]: the shared setup")
-  search.add_argument("--loss", required=True, help="the loss to tune")
-  search.add_argument("--trials", type=int, required=True, help="the budget: trials in all")
-  search.add_argument("--parallel", type=int, default=1, help="trials at a time on this machine")
-  search.add_argument("--sampler-seed", type=int, default=0, help="seeds the TPE sampler")
-  search.add_argument("--seed", type=int, default=0, help="config.seed of every trial")
-  return parser
+COMMANDS = {
+    "list": "the shipped studies",
+    "run": "train every unfinished run here",
+    "emit": "write a SLURM job array or a command list",
+    "aggregate": "mean ± sd tables (and the ablation plot) of the runs",
+    "tune": "choose a loss's hyperparameters on validation classes",
+}
+
+
+def _study_flags(values: flags.FlagValues) -> None:
+  flags.DEFINE_string("workdir", None, "the study's folder (one per study)", flag_values=values)
+  flags.DEFINE_string("config", None, "FILE[:RECIPE]: the config a --sweep (or an ablation) uses",
+                      flag_values=values)
+  flags.DEFINE_multi_string("sweep", [], "FIELD=V1,V2,...; repeat for a grid (every "
+                            "combination)", flag_values=values)
+  flags.DEFINE_string("seeds", None, "comma-separated seeds (default: the study's; 0 for "
+                      "--sweep)", flag_values=values)
+  flags.DEFINE_string("name", None, "the name of a --sweep study (default <config>_sweep)",
+                      flag_values=values)
+  flags.DEFINE_bool("floor", False, "add the step-0 model (untrained) of each config file as a "
+                    "cell", flag_values=values)
+  flags.mark_flag_as_required("workdir", flag_values=values)
+
+
+def _site_flags(values: flags.FlagValues) -> None:
+  flags.DEFINE_string("data_root", "", "paper configs: the folder of CUB_200_2011/, cars196/, "
+                      "Stanford_Online_Products/; other configs: the dataset root",
+                      flag_values=values)
+  flags.DEFINE_string("weights_dir", "", "the folder of resnet50 / bninception / vit_s16 / "
+                      "dino_vits16.safetensors", flag_values=values)
+
+
+def _command_flags(command: str) -> flags.FlagValues:
+  """The flags of one subcommand (each its own set: --parallel and --out differ by command)."""
+  values = flags.FlagValues()
+  if command in ("run", "emit", "aggregate"):
+    _study_flags(values)
+  if command in ("run", "emit", "tune"):
+    _site_flags(values)
+  if command == "run":
+    flags.DEFINE_integer("parallel", 1, "runs at a time on this machine", lower_bound=1,
+                         flag_values=values)
+  if command == "emit":
+    flags.DEFINE_enum("emit", None, ["slurm", "commands"], "what to write", flag_values=values)
+    flags.DEFINE_string("out", None, "file to write (default: commands to stdout, the SLURM "
+                        "script to ./<study>.sbatch)", flag_values=values)
+    flags.DEFINE_enum("launcher", "python", list(emit_lib.LAUNCHERS), "commands: plain python, "
+                      "or launch/tpu_vm.sh per run", flag_values=values)
+    flags.DEFINE_integer("nodes", 1, "SLURM: nodes per run", flag_values=values)
+    flags.DEFINE_integer("gpus_per_node", 1, "SLURM: GPUs per node", flag_values=values)
+    flags.DEFINE_integer("cpus_per_task", 8, "SLURM: CPUs per node", flag_values=values)
+    flags.DEFINE_string("time", "24:00:00", "SLURM: time limit per run", flag_values=values)
+    flags.DEFINE_integer("parallel", 0, "SLURM: array tasks at once", flag_values=values)
+    flags.mark_flag_as_required("emit", flag_values=values)
+  if command == "aggregate":
+    flags.DEFINE_string("out", None, "folder for the tables (default <workdir>/aggregate)",
+                        flag_values=values)
+    flags.DEFINE_string("metric", "recall@1", "the plot's metric", flag_values=values)
+  if command == "tune":
+    flags.DEFINE_string("workdir", None, "the search's folder (one per search)",
+                        flag_values=values)
+    flags.DEFINE_string("config", None, "FILE[:RECIPE]: the shared setup", flag_values=values)
+    flags.DEFINE_string("loss", None, "the loss to tune", flag_values=values)
+    flags.DEFINE_integer("trials", None, "the budget: trials in all", flag_values=values)
+    flags.DEFINE_integer("parallel", 1, "trials at a time on this machine", lower_bound=1,
+                         flag_values=values)
+    flags.DEFINE_integer("sampler_seed", 0, "seeds the TPE sampler", flag_values=values)
+    flags.DEFINE_integer("seed", 0, "config.seed of every trial", flag_values=values)
+    flags.mark_flags_as_required(["workdir", "config", "loss", "trials"], flag_values=values)
+  return values
+
+
+def _usage(command: str | None) -> str:
+  if command is None:
+    return (__doc__ + "\ncommands: " + "; ".join(f"{c}: {h}" for c, h in COMMANDS.items()) +
+            "\n(python -m pfml_jax.study COMMAND --help lists a command's flags)")
+  return f"python -m pfml_jax.study {command} [STUDY] [flags]: {COMMANDS[command]}."
+
+
+def _arguments(argv: list[str]):
+  """(command, its flags, the study name or None, the --config.<field>=<value> overrides)."""
+  if not argv or argv[0] not in COMMANDS:
+    if argv and argv[0] in ("-h", "--help", "--helpshort", "--helpfull"):
+      parse_tool_flags(flags.FlagValues(), argv, _usage(None))
+    fail(f"name a command: {', '.join(COMMANDS)} (--help describes them)"
+         + (f", got {argv[0]!r}" if argv else ""))
+  command, rest = argv[0], argv[1:]
+  overrides = tuple(a for a in rest if _OVERRIDE.match(a))
+  values = _command_flags(command)
+  positional = parse_tool_flags(values, [a for a in rest if not _OVERRIDE.match(a)],
+                                _usage(command))
+  if len(positional) > (0 if command in ("list", "tune") else 1):
+    fail(f"unexpected arguments: {' '.join(positional)} (config fields go as "
+         "--config.<field>=<value>)")
+  return command, values, (positional or [None])[0], overrides
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  parser = _parser()
-  args, unknown = parser.parse_known_args(argv)
-  bad = [a for a in unknown if not _OVERRIDE.match(a)]
-  if bad:
-    parser.error(f"unrecognized arguments: {' '.join(bad)} (config fields go as "
-                 "--config.<field>=<value>)")
+  command, args, name, overrides = _arguments(argv)
   try:
-    if args.command == "list":
-      for name, make in STUDIES.items():
+    if command == "list":
+      for study_name, make in STUDIES.items():
         study = make()
-        print(f"{name:12s} {len(study.cells):3d} cells x {len(study.seeds)} seeds  "
+        print(f"{study_name:12s} {len(study.cells):3d} cells x {len(study.seeds)} seeds  "
               f"{study.description}")
       return 0
-    if args.command == "tune":
-      return _tune(args, Site(args.data_root, args.weights_dir, tuple(unknown)))
-    study = _study(args)
-    if args.command == "aggregate":
-      if unknown:
-        raise UserInputError(f"aggregate takes no config flags, got {' '.join(unknown)}.")
+    if command == "tune":
+      return _tune(args, Site(args.data_root, args.weights_dir, overrides))
+    study = _study(command, args, name)
+    if command == "aggregate":
+      if overrides:
+        raise UserInputError(f"aggregate takes no config flags, got {' '.join(overrides)}.")
       return _aggregate(study, args)
-    site = Site(args.data_root, args.weights_dir, tuple(unknown))
-    if args.command == "run":
+    site = Site(args.data_root, args.weights_dir, overrides)
+    if command == "run":
       return _run(study, site, args)
     return _emit(study, site, args, argv)
   except UserInputError as error:
@@ -174,9 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   return 2
 
 
-def _run(study: Study, site: Site, args) -> int:
-  if args.parallel < 1:
-    raise UserInputError(f"--parallel must be >= 1, got {args.parallel}.")
+def _run(study: Study, site: Site, args: flags.FlagValues) -> int:
   reports = run_study(study, args.workdir, site, parallel=args.parallel)
   counts = {s: sum(r.status == s for r in reports)
             for s in ("finished", "skipped", "stopped", "failed")}
@@ -185,7 +223,7 @@ def _run(study: Study, site: Site, args) -> int:
   return 1 if counts["failed"] or counts["stopped"] else 0
 
 
-def _emit(study: Study, site: Site, args, argv: Sequence[str]) -> int:
+def _emit(study: Study, site: Site, args: flags.FlagValues, argv: Sequence[str]) -> int:
   if args.emit == "commands":
     text = "\n".join(emit_lib.command_lines(study, args.workdir, site, args.launcher)) + "\n"
     if not args.out:
@@ -202,7 +240,7 @@ def _emit(study: Study, site: Site, args, argv: Sequence[str]) -> int:
   return 0
 
 
-def _tune(args, site: Site) -> int:
+def _tune(args: flags.FlagValues, site: Site) -> int:
   spec = TuneSpec(args.loss, _config_path(args.config), args.trials, args.sampler_seed,
                   args.seed)
   chosen = tune(spec, args.workdir, site, parallel=args.parallel)
@@ -218,7 +256,7 @@ def _tune(args, site: Site) -> int:
   return 0
 
 
-def _aggregate(study: Study, args) -> int:
+def _aggregate(study: Study, args: flags.FlagValues) -> int:
   result = aggregate(study, args.workdir)
   out = Path(args.out or Path(args.workdir) / "aggregate")
   paths = write_tables(result, out)

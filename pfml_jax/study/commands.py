@@ -10,9 +10,9 @@ from pathlib import Path
 from pfml_jax.study.grid import Run
 from pfml_jax.user_errors import UserInputError
 
-# Dataset folders below --data-root, as Proxy Anchor's code names them [PA: dataset/*.py].
+# Dataset folders below --data_root, as Proxy Anchor's code names them [PA: dataset/*.py].
 DATASET_FOLDERS = {"cub": "CUB_200_2011", "cars": "cars196", "sop": "Stanford_Online_Products"}
-# Weight files below --weights-dir, as the README's export commands name them.
+# Weight files below --weights_dir, as the export commands of docs/training.md name them.
 WEIGHT_FILES = {"resnet50": "resnet50.safetensors", "bninception": "bninception.safetensors",
                 "vit": "vit_s16.safetensors", "dino": "dino_vits16.safetensors"}
 
@@ -62,7 +62,7 @@ def run_arguments(run: Run, workdir: str | Path, site: Site = Site()) -> list[st
   if site.weights_dir:
     if setting is None:
       raise UserInputError(
-          f"--weights-dir: {run.cell.config_file} is none of the paper's <dataset>_<backbone> "
+          f"--weights_dir: {run.cell.config_file} is none of the paper's <dataset>_<backbone> "
           "configs, so no weights file is implied; pass --config.model.pretrained=FILE instead.")
     arguments.append(
         f"--config.model.pretrained={join(site.weights_dir, WEIGHT_FILES[setting[1]])}")

@@ -238,8 +238,8 @@ def chosen_setting(search: Search, workdir: Path) -> dict:
   command = ["python", "-m", "pfml_jax.study", "run", f"--config={spec.config}",
              f"--name=tuned_{spec.loss}", f"--seeds={','.join(map(str, CHOSEN_SEEDS))}",
              f"--workdir={workdir / 'chosen'}"]
-  command += [f"--data-root={site.data_root}"] if site.data_root else []
-  command += [f"--weights-dir={site.weights_dir}"] if site.weights_dir else []
+  command += [f"--data_root={site.data_root}"] if site.data_root else []
+  command += [f"--weights_dir={site.weights_dir}"] if site.weights_dir else []
   command += [f"--config.loss.name={spec.loss}", *site.extra]
   command += [f"--config.{field}={format_value(value)}" for field, value in fields.items()]
   return {"loss": spec.loss, "config": spec.config, "metric": search.metric,

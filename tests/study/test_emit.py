@@ -79,7 +79,7 @@ def test_command_list_from_the_cli_parses_and_covers_every_run(tmp_path, capsys)
   env = dict(os.environ, PYTHONPATH=str(REPO))
   result = subprocess.run(
       [sys.executable, "-m", "pfml_jax.study", "emit", "label_noise", "--emit=commands",
-       "--workdir=runs/noise", "--data-root=/data", "--weights-dir=weights", "--seeds=0,1"],
+       "--workdir=runs/noise", "--data_root=/data", "--weights_dir=weights", "--seeds=0,1"],
       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
@@ -108,7 +108,7 @@ def test_command_list_from_the_cli_parses_and_covers_every_run(tmp_path, capsys)
 def test_bad_input_is_one_error_line(tmp_path, capsys):
   cases = [
       (["emit", "--config=configs/demo.py", "--sweep=loss.pfml.alpha=1", "--emit=commands",
-        "--workdir=w", "--weights-dir=weights"], "--weights-dir"),
+        "--workdir=w", "--weights_dir=weights"], "--weights_dir"),
       (["emit", "nope", "--emit=commands", "--workdir=w"], "Unknown study 'nope'"),
       (["emit", "--config=configs/no_such.py", "--sweep=seed=1", "--emit=commands",
         "--workdir=w"], "no such file"),

@@ -48,7 +48,7 @@ def search(tmp_path_factory):
   config = write_tiny_setup(base, classes=16)  # 8 training classes: 4 train, 4 validate
   workdir = base / "search"
   args = ["tune", f"--config={config}", "--loss=pfml", f"--trials={BUDGET}",
-          f"--workdir={workdir}", "--sampler-seed=7", *FLAGS]
+          f"--workdir={workdir}", "--sampler_seed=7", *FLAGS]
   process = subprocess.Popen([sys.executable, "-m", "pfml_jax.study", *args], cwd=REPO,
                              env=study_environment(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
