@@ -15,7 +15,7 @@ import logging as python_logging
 import re
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import jax
 from absl import flags, logging
@@ -26,6 +26,7 @@ from pfml_jax.user_errors import EXIT_STATUS, UserInputError
 FLAGS = flags.FLAGS
 
 _OVERRIDE = re.compile(r"--config\.([^=\s]+)")
+_HELP = ("-h", "--help", "--helpshort", "--helpfull")
 _REQUIRED = re.compile(r"Flag (--\w+) must have a value other than None")
 _log_file: python_logging.Handler | None = None  # set by log_to_workdir
 _PACKAGE = str(Path(__file__).resolve().parent)
@@ -49,7 +50,7 @@ def parse_tool_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None,
   one or a bad value prints one ``error:`` line and exits with status 2.
   """
   argv = list(sys.argv[1:] if argv is None else argv)
-  if any(arg in ("-h", "--help", "--helpshort", "--helpfull") for arg in argv):
+  if any(arg in _HELP for arg in argv):
     print(f"{usage.strip()}\n\nflags:\n{flag_values.get_help(include_special_flags=False)}")
     sys.exit(0)
   flag_values.unparse_flags()  # a tool's main may run more than once in a process (tests)
@@ -62,6 +63,28 @@ def parse_tool_flags(flag_values: flags.FlagValues, argv: Sequence[str] | None,
     fail(f"{missing.group(1)} is required (--help lists the flags)" if missing else
          f"{error} (--help lists the flags)")
   return []
+
+
+def parse_subcommand(argv: Sequence[str] | None, program: str, commands: dict[str, str],
+                     define: Callable[[str, flags.FlagValues], None],
+                     overview: str) -> tuple[str, flags.FlagValues, list[str]]:
+  """``PROGRAM COMMAND [ARGS] [--flags]``: (the command, its parsed flags, its positional
+  arguments). ``commands`` maps each command to its help line; ``define(command, values)``
+  defines that command's flags. ``--help`` alone prints ``overview`` and the commands; after a
+  command, that command's flags."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not argv or argv[0] not in commands:
+    listing = "\n".join(f"  {name}: {text}" for name, text in commands.items())
+    if argv and argv[0] in _HELP:
+      print(f"{overview.strip()}\n\ncommands:\n{listing}\n({program} COMMAND --help lists "
+            "a command's flags)")
+      sys.exit(0)
+    fail(f"name a command: {', '.join(commands)}" + (f"; got {argv[0]!r}" if argv else "") +
+         " (--help describes them)")
+  command, values = argv[0], flags.FlagValues()
+  define(command, values)
+  positional = parse_tool_flags(values, argv[1:], f"{program} {command}: {commands[command]}")
+  return command, values, positional
 
 
 def log_traceback(error: BaseException) -> None:

@@ -10,56 +10,58 @@ An error in the input prints one ``error: <what to fix>`` line and exits with st
 (``--verbose`` shows its traceback), as ``python -m pfml_jax.main`` does.
 """
 
-import argparse
 import logging
-import sys
 from typing import Sequence
+
+from absl import flags
 
 from pfml_jax import command_line
 from pfml_jax.user_errors import UserInputError
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m pfml_jax.inference",
-                                   description=__doc__.splitlines()[0])
-  commands = parser.add_subparsers(dest="command", required=True)
-  common = argparse.ArgumentParser(add_help=False)
-  common.add_argument("--workdir", required=True, help="the training run's folder")
-  common.add_argument("--checkpoint", default="best", help="best, latest or a step number")
-  common.add_argument("--verbose", action="store_true", help="tracebacks and INFO logs")
-  images = argparse.ArgumentParser(add_help=False)
-  images.add_argument("--batch_size", type=int, default=None,
-                      help="images per step over all devices (default: the run's eval one)")
-  images.add_argument("--workers", type=int, default=0, help="grain decoding processes")
-  images.add_argument("--skip_unreadable", action="store_true",
-                      help="leave images that do not decode out (listed as a warning)")
-
-  embed = commands.add_parser("embed", parents=[common, images],
-                              help="images -> <out>.npy, .labels.npy, .paths.txt, .model.json")
-  embed.add_argument("--images", help="an image file, or a folder (sub-folders included)")
-  embed.add_argument("--split", choices=["train", "val", "test"],
-                     help="instead of --images: this split of the run's dataset")
-  embed.add_argument("--data_root", help="with --split: the dataset's folder, if it moved")
-  embed.add_argument("--out", required=True, help="the stem of the files written")
-
-  search = commands.add_parser("search", parents=[common, images],
-                               help="top-K gallery neighbours of query images, as JSON")
-  search.add_argument("--gallery", required=True, help="the stem `embed --out` wrote")
-  search.add_argument("--queries", required=True, help="an image file or a folder")
-  search.add_argument("--k", type=int, default=5, help="neighbours per query")
-  search.add_argument("--backend", default="auto", choices=["auto", "jax", "faiss"])
-  search.add_argument("--out", required=True, help="the JSON file written")
-  search.add_argument("--grid", help="also draw the first queries' neighbours to this PNG")
-
-  export = commands.add_parser("export", parents=[common],
-                               help="jax.export artifact + weights.safetensors + model.json")
-  export.add_argument("--out", required=True, help="the folder written")
-  export.add_argument("--platforms", default="cpu",
-                      help="comma-separated: cpu, cuda, rocm, tpu")
-  return parser
+COMMANDS = {
+    "embed": "images -> <out>.npy, .labels.npy, .paths.txt, .model.json",
+    "search": "top-K gallery neighbours of query images, as JSON",
+    "export": "jax.export artifact + weights.safetensors + model.json",
+}
 
 
-def run(args: argparse.Namespace) -> list[str]:
+def _define_flags(command: str, values: flags.FlagValues) -> None:
+  flags.DEFINE_string("workdir", None, "the training run's folder", flag_values=values)
+  flags.DEFINE_string("checkpoint", "best", "best, latest or a step number", flag_values=values)
+  flags.DEFINE_bool("verbose", False, "tracebacks and INFO logs", flag_values=values)
+  flags.DEFINE_string("out", None, {"embed": "the stem of the files written",
+                                    "search": "the JSON file written",
+                                    "export": "the folder written"}[command], flag_values=values)
+  flags.mark_flags_as_required(["workdir", "out"], flag_values=values)
+  if command in ("embed", "search"):
+    flags.DEFINE_integer("batch_size", None, "images per step over all devices (default: the "
+                         "run's eval one)", flag_values=values)
+    flags.DEFINE_integer("workers", 0, "grain decoding processes", flag_values=values)
+    flags.DEFINE_bool("skip_unreadable", False, "leave images that do not decode out (listed "
+                      "as a warning)", flag_values=values)
+  if command == "embed":
+    flags.DEFINE_string("images", None, "an image file, or a folder (sub-folders included)",
+                        flag_values=values)
+    flags.DEFINE_enum("split", None, ["train", "val", "test"], "instead of --images: this "
+                      "split of the run's dataset", flag_values=values)
+    flags.DEFINE_string("data_root", None, "with --split: the dataset's folder, if it moved",
+                        flag_values=values)
+  if command == "search":
+    flags.DEFINE_string("gallery", None, "the stem `embed --out` wrote", flag_values=values)
+    flags.DEFINE_string("queries", None, "an image file or a folder", flag_values=values)
+    flags.DEFINE_integer("k", 5, "neighbours per query", flag_values=values)
+    flags.DEFINE_enum("backend", "auto", ["auto", "jax", "faiss"], "nearest-neighbour search",
+                      flag_values=values)
+    flags.DEFINE_string("grid", None, "also draw the first queries' neighbours to this PNG",
+                        flag_values=values)
+    flags.mark_flags_as_required(["gallery", "queries"], flag_values=values)
+  if command == "export":
+    flags.DEFINE_list("platforms", ["cpu"], "comma-separated: cpu, cuda, rocm, tpu",
+                      flag_values=values)
+
+
+def run(command: str, args: flags.FlagValues) -> list[str]:
   """Runs one command; returns the paths it wrote."""
   # Imported here: --help and usage errors answer without loading flax, orbax and the models.
   # pylint: disable=g-import-not-at-top
@@ -67,12 +69,12 @@ def run(args: argparse.Namespace) -> list[str]:
   from pfml_jax.evaluation.trained_model import load_trained_model
   # pylint: enable=g-import-not-at-top
   trained = load_trained_model(args.workdir, args.checkpoint)
-  if args.command == "embed":
+  if command == "embed":
     stem = embed.embed(trained, args.out, images=args.images, split=args.split,
                        data_root=args.data_root, skip_unreadable=args.skip_unreadable,
                        batch_size=args.batch_size, workers=args.workers)
     return [stem + suffix for suffix in (".npy", ".labels.npy", ".paths.txt", ".model.json")]
-  if args.command == "search":
+  if command == "search":
     answer = search.search(trained, args.gallery, args.queries, args.k, backend=args.backend,
                            skip_unreadable=args.skip_unreadable, batch_size=args.batch_size,
                            workers=args.workers)
@@ -80,11 +82,14 @@ def run(args: argparse.Namespace) -> list[str]:
     if args.grid:
       written.append(str(search.write_grid(answer, trained, args.grid)))
     return written
-  return [str(export.export(trained, args.out, args.platforms.split(",")))]
+  return [str(export.export(trained, args.out, args.platforms))]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  args = _parser().parse_args(argv)
+  command, args, positional = command_line.parse_subcommand(
+      argv, "python -m pfml_jax.inference", COMMANDS, _define_flags, __doc__)
+  if positional:
+    command_line.fail(f"unexpected arguments: {' '.join(positional)}")
   loggers = [logging.getLogger(), logging.getLogger("absl")]
   levels = [logger.level for logger in loggers]
   if not args.verbose:
@@ -92,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # orbax warns through absl that a read-only checkpoint manager saves nothing: expected here.
     loggers[1].setLevel(logging.ERROR)
   try:
-    for path in run(args):
+    for path in run(command, args):
       print(path)
   except UserInputError as error:
     if args.verbose:
@@ -104,4 +109,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-  main(sys.argv[1:])
+  main()

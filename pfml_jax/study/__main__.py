@@ -27,7 +27,7 @@ from typing import Sequence
 
 from absl import flags
 
-from pfml_jax.command_line import fail, parse_tool_flags
+from pfml_jax.command_line import fail, parse_subcommand
 from pfml_jax.study import emit as emit_lib
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.aggregate import aggregate
@@ -123,9 +123,8 @@ def _site_flags(values: flags.FlagValues) -> None:
                       "dino_vits16.safetensors", flag_values=values)
 
 
-def _command_flags(command: str) -> flags.FlagValues:
+def _define_flags(command: str, values: flags.FlagValues) -> None:
   """The flags of one subcommand (each its own set: --parallel and --out differ by command)."""
-  values = flags.FlagValues()
   if command in ("run", "emit", "aggregate"):
     _study_flags(values)
   if command in ("run", "emit", "tune"):
@@ -160,28 +159,14 @@ def _command_flags(command: str) -> flags.FlagValues:
     flags.DEFINE_integer("sampler_seed", 0, "seeds the TPE sampler", flag_values=values)
     flags.DEFINE_integer("seed", 0, "config.seed of every trial", flag_values=values)
     flags.mark_flags_as_required(["workdir", "config", "loss", "trials"], flag_values=values)
-  return values
-
-
-def _usage(command: str | None) -> str:
-  if command is None:
-    return (__doc__ + "\ncommands: " + "; ".join(f"{c}: {h}" for c, h in COMMANDS.items()) +
-            "\n(python -m pfml_jax.study COMMAND --help lists a command's flags)")
-  return f"python -m pfml_jax.study {command} [STUDY] [flags]: {COMMANDS[command]}."
 
 
 def _arguments(argv: list[str]):
   """(command, its flags, the study name or None, the --config.<field>=<value> overrides)."""
-  if not argv or argv[0] not in COMMANDS:
-    if argv and argv[0] in ("-h", "--help", "--helpshort", "--helpfull"):
-      parse_tool_flags(flags.FlagValues(), argv, _usage(None))
-    fail(f"name a command: {', '.join(COMMANDS)} (--help describes them)"
-         + (f", got {argv[0]!r}" if argv else ""))
-  command, rest = argv[0], argv[1:]
-  overrides = tuple(a for a in rest if _OVERRIDE.match(a))
-  values = _command_flags(command)
-  positional = parse_tool_flags(values, [a for a in rest if not _OVERRIDE.match(a)],
-                                _usage(command))
+  overrides = tuple(a for a in argv[1:] if _OVERRIDE.match(a))
+  command, values, positional = parse_subcommand(
+      [a for a in argv if not _OVERRIDE.match(a)], "python -m pfml_jax.study", COMMANDS,
+      _define_flags, __doc__)
   if len(positional) > (0 if command in ("list", "tune") else 1):
     fail(f"unexpected arguments: {' '.join(positional)} (config fields go as "
          "--config.<field>=<value>)")

@@ -7,11 +7,13 @@
 pictures into ``WORKDIR/plots/`` (``run_plots.py``), for a finished or a running run.
 """
 
-import argparse
-import sys
+from typing import Sequence
 
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_subcommand
 from pfml_jax.losses.potentials import FieldParams
-from pfml_jax.user_errors import EXIT_STATUS, UserInputError
+from pfml_jax.user_errors import UserInputError
 from pfml_jax.viz import field as field_lib
 from pfml_jax.viz.run_plots import write_run_plots
 
@@ -37,41 +39,41 @@ def _field(args) -> list:
   return written
 
 
-def _plots(args) -> list:
-  return write_run_plots(args.workdir, args.checkpoint)
+COMMANDS = {"field": "the potential field of two classes in the plane",
+            "plots": "a run's pictures into WORKDIR/plots/ (python -m pfml_jax.viz plots WORKDIR)"}
 
 
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m pfml_jax.viz", description=__doc__.split(
-      "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-  commands = parser.add_subparsers(dest="command", required=True)
-  field = commands.add_parser("field", help="the potential field of two classes in the plane")
+def _define_flags(command: str, values: flags.FlagValues) -> None:
+  if command == "plots":
+    flags.DEFINE_string("checkpoint", "best", "best | latest | a step", flag_values=values)
+    return
   # Defaults: the paper's alpha = 3 and delta = 0.2 (CUB, Cars); two proxies per class is our
   # choice (enough to show that proxies both feel and make the field).
-  field.add_argument("--alpha", type=float, default=3.0, help="decay exponent (3)")
-  field.add_argument("--delta", type=float, default=0.2, help="both radii (0.2)")
-  field.add_argument("--delta_att", type=float, default=None, help="attraction radius")
-  field.add_argument("--delta_rep", type=float, default=None, help="repulsion radius")
-  field.add_argument("--proxies", type=int, default=2, help="proxies per class, 0-3 (2)")
-  field.add_argument("--shown_class", type=int, default=0, help="class whose Psi is drawn")
-  field.add_argument("--out", default="field.png", help="the PNG (field.png)")
-  field.add_argument("--gif", default="", help="also animate gradient steps into this GIF")
-  field.add_argument("--gif_steps", type=int, default=20, help="frames of the GIF (20)")
-  field.set_defaults(run=_field)
-  plots = commands.add_parser("plots", help="a run's pictures into WORKDIR/plots/")
-  plots.add_argument("workdir", help="the run's --workdir")
-  plots.add_argument("--checkpoint", default="best", help="best | latest | a step (best)")
-  plots.set_defaults(run=_plots)
-  return parser
+  flags.DEFINE_float("alpha", 3.0, "decay exponent", flag_values=values)
+  flags.DEFINE_float("delta", 0.2, "both radii", flag_values=values)
+  flags.DEFINE_float("delta_att", None, "attraction radius (default --delta)", flag_values=values)
+  flags.DEFINE_float("delta_rep", None, "repulsion radius (default --delta)", flag_values=values)
+  flags.DEFINE_integer("proxies", 2, "proxies per class, 0-3", flag_values=values)
+  flags.DEFINE_integer("shown_class", 0, "class whose Psi is drawn", flag_values=values)
+  flags.DEFINE_string("out", "field.png", "the PNG", flag_values=values)
+  flags.DEFINE_string("gif", "", "also animate gradient steps into this GIF", flag_values=values)
+  flags.DEFINE_integer("gif_steps", 20, "frames of the GIF", flag_values=values)
 
 
-def main(argv=None) -> None:
-  args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> None:
+  command, args, positional = parse_subcommand(argv, "python -m pfml_jax.viz", COMMANDS,
+                                               _define_flags, __doc__)
   try:
-    written = args.run(args)
+    if command == "plots":
+      if len(positional) != 1:
+        raise UserInputError("plots takes one argument, the run's WORKDIR.")
+      written = write_run_plots(positional[0], args.checkpoint)
+    else:
+      if positional:
+        raise UserInputError(f"field takes no arguments, got {' '.join(positional)}.")
+      written = _field(args)
   except UserInputError as error:
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_STATUS)
+    fail(str(error))
   for path in written:
     print(path)
 
