@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import jax
-from absl import flags, logging
+from absl import app, flags, logging
 from ml_collections import config_dict
 
 from pfml_jax.user_errors import EXIT_STATUS, UserInputError
@@ -210,7 +210,10 @@ def _innermost_user_error(error: BaseException) -> UserInputError | None:
 
 
 def parse_flags(argv):
-  """absl's flag parsing, with input errors as one ``error:`` line and exit status 2."""
+  """absl's flag parsing for ``app.run``, with input errors as one ``error:`` line and exit
+  status 2, and ``--help`` (the main module's doc and flags) exiting 0 as every tool's does."""
+  if any(arg in _HELP for arg in argv[1:]):
+    app.usage(shorthelp="--helpfull" not in argv, writeto_stdout=True, exitcode=0)
   try:
     return FLAGS(argv)
   except Exception as error:  # pylint: disable=broad-except
@@ -224,8 +227,10 @@ def parse_flags(argv):
     user_error = _innermost_user_error(error)
     if user_error is not None:
       fail(str(user_error))
+    if isinstance(error, flags.UnrecognizedFlagError):
+      fail(f"unknown flag --{error.flagname} (--help lists the flags)")
     if isinstance(error, flags.Error) and "Error whilst parsing config file" not in str(error):
-      fail(f"{error} (--helpshort lists the flags)")
+      fail(f"{error} (--help lists the flags)")
     raise  # the config file fails in a way that is no input error: a bug, with its traceback
 
 

@@ -4,14 +4,13 @@ Characters are the classes, font designs the instances. The fonts come from Debi
 packages; each glyph is rendered large, cropped to its ink, scaled (aspect kept) so its longer
 side is 56 px, centred on a 64 x 64 white canvas and stored as uint8 grayscale.
 
-Rebuild (Debian/Ubuntu; ``--install-fonts`` runs apt-get, so as root):
+Rebuild (Debian/Ubuntu; ``--install_fonts`` runs apt-get, so as root):
 
-    python -m tools.build_demo_set --install-fonts --out pfml_jax/data/demo_assets
+    python -m tools.build_demo_set --install_fonts --out pfml_jax/data/demo_assets
 
 The result depends on the installed package versions, recorded in the attribution file.
 """
 
-import argparse
 import collections
 import dataclasses
 import lzma
@@ -22,7 +21,10 @@ import unicodedata
 import zlib
 
 import numpy as np
+from absl import flags
 from PIL import Image, ImageFont
+
+from pfml_jax.command_line import fail, parse_tool_flags
 
 FONT_PACKAGES = (
     "fonts-adf-accanthis", "fonts-adf-berenis", "fonts-adf-gillius", "fonts-adf-universalis",
@@ -314,7 +316,7 @@ def _write_attribution(path: str, infos: list[Face], classes: list[str], num_tra
       f"of a 56 px box) and position. Classes 0..{num_train - 1} train, "
       f"{num_train}..{len(classes) - 1} test (class-disjoint). Raw-pixel Euclidean 1-NN "
       f"Recall@1 on the test classes: {recall:.4f}.", "",
-      "Built by `python -m tools.build_demo_set --install-fonts`. The glyph bitmaps are "
+      "Built by `python -m tools.build_demo_set --install_fonts`. The glyph bitmaps are "
       "renderings of the fonts below, which remain under their own licences.", "",
       "Classes (train then test): " + " ".join(classes[:num_train]) + " | " +
       " ".join(classes[num_train:]), "",
@@ -326,20 +328,24 @@ def _write_attribution(path: str, infos: list[Face], classes: list[str], num_tra
     f.write("\n".join(lines) + "\n")
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "demo_assets"))
-  parser.add_argument("--install-fonts", action="store_true", help="apt-get the font packages")
-  parser.add_argument("--instances", type=int, default=40, help="fonts per class (at most)")
-  parser.add_argument("--min-instances", type=int, default=30, help="fewer: class left out")
-  parser.add_argument("--min-scale", type=float, default=0.7,
-                      help="smallest glyph size, as a fraction of the 56 px box")
-  parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args()
-  if args.install_fonts:
-    install_fonts()
-  print(build(args.out, args.instances, args.min_instances, args.min_scale, args.seed))
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "demo_assets"),
+                    "the folder written", flag_values=_FLAGS)
+flags.DEFINE_bool("install_fonts", False, "apt-get the font packages", flag_values=_FLAGS)
+flags.DEFINE_integer("instances", 40, "fonts per class (at most)", flag_values=_FLAGS)
+flags.DEFINE_integer("min_instances", 30, "fewer: class left out", flag_values=_FLAGS)
+flags.DEFINE_float("min_scale", 0.7, "smallest glyph size, as a fraction of the 56 px box",
+                   flag_values=_FLAGS)
+flags.DEFINE_integer("seed", 0, "render seed", flag_values=_FLAGS)
 
+
+def main(argv: list[str] | None = None) -> None:
+  if parse_tool_flags(_FLAGS, argv, __doc__):
+    fail("build_demo_set takes flags only (--help lists them).")
+  if _FLAGS.install_fonts:
+    install_fonts()
+  print(build(_FLAGS.out, _FLAGS.instances, _FLAGS.min_instances, _FLAGS.min_scale,
+              _FLAGS.seed))
 
 if __name__ == "__main__":
   main()

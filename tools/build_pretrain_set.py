@@ -23,7 +23,6 @@ pretrained regime test on classes the backbone was trained on):
      flips images) is closer than ``LOOKALIKE`` to a demo class's mean glyph.
 """
 
-import argparse
 import collections
 import dataclasses
 import lzma
@@ -33,8 +32,10 @@ import unicodedata
 import zlib
 
 import numpy as np
+from absl import flags
 from fontTools.ttLib import TTCollection, TTFont
 
+from pfml_jax.command_line import fail, parse_tool_flags
 from tools import build_demo_set as demo
 
 # Names of characters that are, or contain, Latin/Greek/Cyrillic letters or Western digits
@@ -198,26 +199,28 @@ def load(path: str) -> dict[str, np.ndarray]:
   return arrays
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--out", default="/tmp/glyph_pretrain.npz")
-  parser.add_argument("--min-faces", type=int, default=6, help="fewer: character left out")
-  parser.add_argument("--max-faces", type=int, default=16, help="faces per class (at most)")
-  parser.add_argument("--min-scale", type=float, default=0.7, help="as build_demo_set")
-  parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args()
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("out", "/tmp/glyph_pretrain.npz", "the .npz written", flag_values=_FLAGS)
+flags.DEFINE_integer("min_faces", 6, "fewer: character left out", flag_values=_FLAGS)
+flags.DEFINE_integer("max_faces", 16, "faces per class (at most)", flag_values=_FLAGS)
+flags.DEFINE_float("min_scale", 0.7, "as build_demo_set", flag_values=_FLAGS)
+flags.DEFINE_integer("seed", 0, "render seed", flag_values=_FLAGS)
+
+
+def main(argv: list[str] | None = None) -> None:
+  if parse_tool_flags(_FLAGS, argv, __doc__):
+    fail("build_pretrain_set takes flags only (--help lists them).")
   faces = list_faces(demo.package_font_files())
-  data = build(faces, args.min_faces, args.max_faces, args.min_scale, args.seed)
-  save(data, args.out)
+  data = build(faces, _FLAGS.min_faces, _FLAGS.max_faces, _FLAGS.min_scale, _FLAGS.seed)
+  save(data, _FLAGS.out)
   scripts = collections.Counter(unicodedata.name(chr(c)).split()[0] for c in data.code_points)
   print({"classes": len(data.code_points), "images": len(data.labels),
          "faces": len(set(data.font_ids.tolist())), "faces_listed": len(faces),
          "lookalikes_excluded": len(data.excluded_lookalikes),
-         "scripts": dict(scripts.most_common(25)), "out": args.out})
+         "scripts": dict(scripts.most_common(25)), "out": _FLAGS.out})
   closest = sorted(data.excluded_lookalikes.items(), key=lambda kv: kv[1])
   print("excluded look-alikes (char, distance, demo class):",
         " ".join(f"{c}:{d:.3f}:{t}" for c, (d, t) in closest[:60]))
-
 
 if __name__ == "__main__":
   main()

@@ -6,8 +6,11 @@ proxy-data W2, test spread and margin, mean ± sample sd over seeds, one row per
 
 import json
 import statistics
-import sys
 from pathlib import Path
+
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_tool_flags
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -37,5 +40,12 @@ def table(study: Path) -> str:
   return "\n".join(lines)
 
 
+def main(argv: list[str] | None = None) -> None:
+  folders = parse_tool_flags(flags.FlagValues(), argv, __doc__)
+  if len(folders) != 1:
+    fail("give one argument, the study's folder.")
+  print(table(Path(folders[0])))
+
+
 if __name__ == "__main__":
-  print(table(Path(sys.argv[1])))
+  main()

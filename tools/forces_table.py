@@ -5,7 +5,11 @@
 """
 
 import json
-import sys
+from pathlib import Path
+
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_tool_flags
 
 _ROWS = (
     ("same-class pair distance, median",
@@ -41,6 +45,13 @@ def table(columns: list[tuple[str, dict]]) -> str:
   return "\n".join(lines)
 
 
+def main(argv: list[str] | None = None) -> None:
+  columns = parse_tool_flags(flags.FlagValues(), argv, __doc__)
+  if not columns or any("=" not in column for column in columns):
+    fail('give one "LABEL=REPORT.json" argument per column.')
+  pairs = [column.rsplit("=", 1) for column in columns]
+  print(table([(label, json.loads(Path(path).read_text())) for label, path in pairs]))
+
+
 if __name__ == "__main__":
-  pairs = [argument.rsplit("=", 1) for argument in sys.argv[1:]]
-  print(table([(label, json.loads(open(path).read())) for label, path in pairs]))
+  main()

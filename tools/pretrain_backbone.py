@@ -13,7 +13,6 @@ layouts (OIHW convolutions, ``running_mean``/``running_var``), the layout
         --out pfml_jax/data/demo_assets/glyph_backbone.safetensors
 """
 
-import argparse
 import json
 import os
 import time
@@ -22,9 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import flags
 from flax import traverse_util
 from safetensors.numpy import save_file
 
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.models import export_weights, make_embedding_model
 from pfml_jax.models.embedding import EmbeddingModel
 from pfml_jax.models.pretrained import LAYOUTS, checkpoint_key
@@ -134,28 +135,34 @@ def train(data: dict, steps: int, batch_size: int, learning_rate: float, weight_
           history)
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--data", default="/tmp/glyph_pretrain.npz")
-  parser.add_argument("--out", default="pfml_jax/data/demo_assets/glyph_backbone.safetensors")
-  parser.add_argument("--steps", type=int, default=800)
-  parser.add_argument("--batch-size", type=int, default=256)
-  parser.add_argument("--learning-rate", type=float, default=3e-3)
-  parser.add_argument("--weight-decay", type=float, default=1e-4)
-  parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args()
-  data = build_pretrain_set.load(args.data)
-  variables, accuracy, history = train(data, args.steps, args.batch_size, args.learning_rate,
-                                       args.weight_decay, args.seed)
-  save_file(torch_layout(variables), args.out, metadata={
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("data", "/tmp/glyph_pretrain.npz", "build_pretrain_set's .npz",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("out", "pfml_jax/data/demo_assets/glyph_backbone.safetensors",
+                    "the weights written", flag_values=_FLAGS)
+flags.DEFINE_integer("steps", 800, "training steps", flag_values=_FLAGS)
+flags.DEFINE_integer("batch_size", 256, "images per step", flag_values=_FLAGS)
+flags.DEFINE_float("learning_rate", 3e-3, "AdamW rate", flag_values=_FLAGS)
+flags.DEFINE_float("weight_decay", 1e-4, "AdamW decoupled weight decay", flag_values=_FLAGS)
+flags.DEFINE_integer("seed", 0, "init and batch seed", flag_values=_FLAGS)
+
+
+def main(argv: list[str] | None = None) -> None:
+  if parse_tool_flags(_FLAGS, argv, __doc__):
+    fail("pretrain_backbone takes flags only (--help lists them).")
+  settings = {name: _FLAGS[name].value for name in ("data", "out", "steps", "batch_size",
+                                                     "learning_rate", "weight_decay", "seed")}
+  data = build_pretrain_set.load(_FLAGS.data)
+  variables, accuracy, history = train(data, _FLAGS.steps, _FLAGS.batch_size,
+                                       _FLAGS.learning_rate, _FLAGS.weight_decay, _FLAGS.seed)
+  save_file(torch_layout(variables), _FLAGS.out, metadata={
       "pfml_jax_backbone": BACKBONE, "held_out_top1": f"{accuracy:.4f}",
       "classes": str(len(data["code_points"])), "images": str(len(data["labels"])),
       "code_points": " ".join(f"{c:X}" for c in data["code_points"]),
-      "settings": json.dumps(vars(args))})
-  size = export_weights.verify(args.out, BACKBONE)
-  print(json.dumps({"out": args.out, "held_out_top1": accuracy, "backbone_values": size,
-                    "bytes": os.path.getsize(args.out), "history": history}))
-
+      "settings": json.dumps(settings)})
+  size = export_weights.verify(_FLAGS.out, BACKBONE)
+  print(json.dumps({"out": _FLAGS.out, "held_out_top1": accuracy, "backbone_values": size,
+                    "bytes": os.path.getsize(_FLAGS.out), "history": history}))
 
 if __name__ == "__main__":
   main()

@@ -5,16 +5,16 @@ embeddings and proxies at a checkpoint or at the state the run started from.
         [--split=train] [--batches=8] [--out=forces.json]
 """
 
-import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
+from absl import flags
 
 from pfml_jax import data as data_lib
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.data.run_splits import read_split
 from pfml_jax.evaluation.evaluator import make_evaluator
 from pfml_jax.evaluation.field_forces import field_report
@@ -23,7 +23,7 @@ from pfml_jax.losses import LOSSES
 from pfml_jax.losses.potentials import FieldParams
 from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import setup as setup_lib
-from pfml_jax.user_errors import EXIT_STATUS, MissingFileError, UserInputError
+from pfml_jax.user_errors import MissingFileError, UserInputError
 
 
 def _field_settings(config) -> tuple[FieldParams, dict, str]:
@@ -87,26 +87,30 @@ def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str
   return report
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--workdir", required=True, help="the run's --workdir")
-  parser.add_argument("--checkpoint", default="latest", help="best | latest | a step (latest)")
-  parser.add_argument("--split", default="train", help="train | val | test (train)")
-  parser.add_argument("--at_init", action="store_true",
-                      help="the state the run started from instead of the checkpoint's")
-  # 8 batches: our choice, enough for stable means at a few seconds per batch.
-  parser.add_argument("--batches", type=int, default=8, help="sampler batches averaged (8)")
-  parser.add_argument("--out", default="", help="also write the JSON here")
-  args = parser.parse_args(argv)
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("workdir", None, "the run's --workdir", flag_values=_FLAGS)
+flags.DEFINE_string("checkpoint", "latest", "best | latest | a step", flag_values=_FLAGS)
+flags.DEFINE_enum("split", "train", ["train", "val", "test"], "the split embedded",
+                  flag_values=_FLAGS)
+flags.DEFINE_bool("at_init", False, "the state the run started from instead of the "
+                  "checkpoint's", flag_values=_FLAGS)
+# 8 batches: our choice, enough for stable means at a few seconds per batch.
+flags.DEFINE_integer("batches", 8, "sampler batches averaged", flag_values=_FLAGS)
+flags.DEFINE_string("out", "", "also write the JSON here", flag_values=_FLAGS)
+flags.mark_flag_as_required("workdir", flag_values=_FLAGS)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+  if parse_tool_flags(_FLAGS, argv, __doc__):
+    fail("force_report takes flags only (--help lists them).")
   try:
-    report = run_field_report(args.workdir, args.checkpoint, args.split, args.at_init,
-                              args.batches)
+    report = run_field_report(_FLAGS.workdir, _FLAGS.checkpoint, _FLAGS.split, _FLAGS.at_init,
+                              _FLAGS.batches)
   except UserInputError as error:
-    print(f"error: {error}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_STATUS)
+    fail(str(error))
   text = json.dumps(report, indent=1)
-  if args.out:
-    Path(args.out).write_text(text + "\n")
+  if _FLAGS.out:
+    Path(_FLAGS.out).write_text(text + "\n")
   print(text)
 
 

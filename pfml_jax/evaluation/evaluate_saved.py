@@ -8,10 +8,13 @@ Labels default to ``<stem>.labels.npy`` next to each embeddings file. Without ``
 every item queries all other items; with it, the first file holds the queries.
 """
 
-import argparse
 import json
 import sys
 from typing import Sequence
+
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_tool_flags
 
 from pfml_jax.evaluation.extraction import load_embeddings
 from pfml_jax.evaluation.retrieval import (BACKENDS, retrieval_metrics,
@@ -32,23 +35,31 @@ def evaluate_saved(embeddings_path: str, labels_path: str | None = None, *,
   return retrieval_metrics_qg(embeddings, labels, gallery, gallery_labels, ks, backend=backend)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_list("ks", ["1", "2", "4", "8"], "comma-separated K of Recall@K", flag_values=_FLAGS)
+flags.DEFINE_enum("backend", "auto", ["auto", *sorted(BACKENDS)], "nearest-neighbour search",
+                  flag_values=_FLAGS)
+flags.DEFINE_bool("nmi", False, "also k-means NMI (leave-one-out only)", flag_values=_FLAGS)
+flags.DEFINE_string("gallery", None, "gallery embeddings: query/gallery evaluation",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("gallery_labels", None, "default <gallery stem>.labels.npy",
+                    flag_values=_FLAGS)
+_USAGE = ("python -m pfml_jax.evaluation.evaluate_saved EMBEDDINGS.npy [LABELS.npy] [flags]: "
+          "EMBEDDINGS float32 (N, E) (the queries with --gallery), LABELS int (N,) (default "
+          "<stem>.labels.npy).")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("embeddings", help="<stem>.npy: float32 (N, E) (queries with --gallery)")
-  parser.add_argument("labels", nargs="?", help="int (N,) labels; default <stem>.labels.npy")
-  parser.add_argument("--ks", default="1,2,4,8", help="comma-separated K of Recall@K")
-  parser.add_argument("--backend", default="auto", choices=["auto", *sorted(BACKENDS)])
-  parser.add_argument("--nmi", action="store_true", help="also k-means NMI (leave-one-out only)")
-  parser.add_argument("--gallery", help="gallery embeddings: query/gallery evaluation")
-  parser.add_argument("--gallery-labels", help="default <gallery stem>.labels.npy")
-  args = parser.parse_args(argv)
+  paths = parse_tool_flags(_FLAGS, argv, _USAGE)
+  if not 1 <= len(paths) <= 2:
+    fail(f"give EMBEDDINGS.npy and optionally LABELS.npy, got {len(paths)} arguments.")
   try:
-    ks = [int(k) for k in args.ks.split(",")]
+    ks = [int(k) for k in _FLAGS.ks]
   except ValueError:
-    parser.error(f"--ks must be comma-separated integers, got {args.ks!r}")
-  metrics = evaluate_saved(args.embeddings, args.labels, ks=ks, backend=args.backend,
-                           nmi=args.nmi, gallery_path=args.gallery,
-                           gallery_labels_path=args.gallery_labels)
+    fail(f"--ks must be comma-separated integers, got {','.join(_FLAGS.ks)!r}.")
+  metrics = evaluate_saved(paths[0], paths[1] if len(paths) > 1 else None, ks=ks,
+                           backend=_FLAGS.backend, nmi=_FLAGS.nmi, gallery_path=_FLAGS.gallery,
+                           gallery_labels_path=_FLAGS.gallery_labels)
   json.dump(metrics, sys.stdout, indent=1)
   sys.stdout.write("\n")
 

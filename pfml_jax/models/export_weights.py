@@ -12,13 +12,14 @@ tools too); ``load_pretrained`` converts on load. Before returning, the export l
 strictly into our model, so a written file is known to fit.
 """
 
-import argparse
 import hashlib
 from pathlib import Path
 
 import jax
 import numpy as np
+from absl import flags
 
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.models.embedding import make_embedding_model
 from pfml_jax.models.pretrained import load_pretrained, read_checkpoint, torch_state_to_numpy
 from pfml_jax.models.registry import get_backbone_spec
@@ -91,14 +92,20 @@ def export(model: str, out: str | Path, checkpoint: str | None = None,
   return out
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_enum("model", None, sorted(SOURCES), "the backbone", flag_values=_FLAGS)
+flags.DEFINE_string("out", None, "the .safetensors file to write", flag_values=_FLAGS)
+flags.DEFINE_string("checkpoint", None, "convert this local PyTorch file (no download)",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("source", None, "override the default download (see SOURCES)",
+                    flag_values=_FLAGS)
+flags.mark_flags_as_required(["model", "out"], flag_values=_FLAGS)
+
+
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", required=True, choices=sorted(SOURCES))
-  parser.add_argument("--out", required=True, help="the .safetensors file to write")
-  parser.add_argument("--checkpoint", help="convert this local PyTorch file (no download)")
-  parser.add_argument("--source", help="override the default download (see SOURCES)")
-  args = parser.parse_args(argv)
-  export(args.model, args.out, args.checkpoint, args.source)
+  if parse_tool_flags(_FLAGS, argv, __doc__):
+    fail("export_weights takes flags only (--help lists them).")
+  export(_FLAGS.model, _FLAGS.out, _FLAGS.checkpoint, _FLAGS.source)
 
 
 if __name__ == "__main__":
