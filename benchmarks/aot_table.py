@@ -9,10 +9,13 @@ refuses; the tool then compiles the number of classes per batch nearest the pape
 the batch a multiple of the chip count (images per class unchanged), and its report says so.
 """
 
-import argparse
 import json
 import os
 import re
+
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_tool_flags
 
 DATASETS = ("cub", "cars", "sop")
 BACKBONES = ("resnet50", "bninception", "vit", "dino")
@@ -81,15 +84,20 @@ def table(out: str) -> str:
   return "\n".join(lines)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("out", None, "folder of the --json reports", flag_values=_FLAGS)
+flags.mark_flag_as_required("out", flag_values=_FLAGS)
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("what", choices=["commands", "table"])
-  parser.add_argument("--out", required=True, help="folder of the --json reports")
-  args = parser.parse_args()
-  if args.what == "commands":
-    print("\n".join(command(*row, args.out) for row in runs()))
+  what = parse_tool_flags(_FLAGS, None, __doc__)
+  if what not in (["commands"], ["table"]):
+    fail("give one argument: commands (print the compile commands) or table (the Markdown "
+         "table of their reports).")
+  if what == ["commands"]:
+    print("\n".join(command(*row, _FLAGS.out) for row in runs()))
   else:
-    print(table(args.out))
+    print(table(_FLAGS.out))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ a normalised-softmax loss against fixed class proxies -> gradients -> AdamW. Tim
 block_until_ready; img/s = batch x steps / median window time. Numbers go to docs/benchmarks.md.
 """
 
-import argparse
 import json
 import re
 import time
@@ -20,8 +19,10 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 import optax
 
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.models import BACKBONES, make_embedding_model
 
 NUM_CLASSES = 100
@@ -99,19 +100,23 @@ def bench(name: str, batch: int, size: int, dtype: str, frozen_bn: bool, attenti
               device=jax.devices()[0].device_kind, custom_calls=kernels)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("models", "resnet50,vit_s16", "models", flag_values=_FLAGS)
+flags.DEFINE_integer("batch", 256, "images per step", flag_values=_FLAGS)
+flags.DEFINE_integer("size", 224, "size", flag_values=_FLAGS)
+flags.DEFINE_enum("dtype", "bfloat16", ["bfloat16", "float32"], "dtype", flag_values=_FLAGS)
+flags.DEFINE_bool("frozen_bn", False, "BatchNorm frozen (CUB/Cars)", flag_values=_FLAGS)
+flags.DEFINE_enum("attention", "auto", ["auto", "xla", "cudnn"], "attention", flag_values=_FLAGS)
+flags.DEFINE_integer("steps", 20, "steps per timed window", flag_values=_FLAGS)
+flags.DEFINE_integer("warmup", 3, "untimed steps first", flag_values=_FLAGS)
+flags.DEFINE_integer("repeats", 5, "timed windows (median reported)", flag_values=_FLAGS)
+flags.DEFINE_string("json", None, "also write the rows to this file", flag_values=_FLAGS)
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--models", default="resnet50,vit_s16")
-  parser.add_argument("--batch", type=int, default=256)
-  parser.add_argument("--size", type=int, default=224)
-  parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-  parser.add_argument("--frozen_bn", action="store_true", help="BatchNorm frozen (CUB/Cars)")
-  parser.add_argument("--attention", default="auto", choices=["auto", "xla", "cudnn"])
-  parser.add_argument("--steps", type=int, default=20, help="steps per timed window")
-  parser.add_argument("--warmup", type=int, default=3)
-  parser.add_argument("--repeats", type=int, default=5, help="timed windows (median reported)")
-  parser.add_argument("--json", help="also write the rows to this file")
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
         f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}")
   rows = []

@@ -13,7 +13,6 @@ of the same group, and the custom calls that show which kernels ran (cuDNN atten
 cuDNN convolutions with a fused bias/residual/ReLU epilogue "conv+bias").
 """
 
-import argparse
 import json
 import sys
 import time
@@ -23,6 +22,9 @@ from pathlib import Path
 import flax
 import jax
 import optax
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_tool_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backbone_bench import bench  # noqa: E402  (a sibling script)
@@ -74,26 +76,30 @@ def table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("variants", ",".join(VARIANTS),
+                    f"comma-separated, in order; any of {list(VARIANTS)}", flag_values=_FLAGS)
+flags.DEFINE_bool("tiny", False, "tiny models, batch 8, 64 px, 2 x 2 steps (CPU smoke run)",
+                  flag_values=_FLAGS)
+flags.DEFINE_integer("batch", 256, "images per step", flag_values=_FLAGS)
+flags.DEFINE_integer("size", 224, "size", flag_values=_FLAGS)
+flags.DEFINE_enum("dtype", "bfloat16", ["bfloat16", "float32"], "dtype", flag_values=_FLAGS)
+flags.DEFINE_integer("steps", 10, "steps per timed window", flag_values=_FLAGS)
+flags.DEFINE_integer("warmup", 2, "untimed steps first", flag_values=_FLAGS)
+flags.DEFINE_integer("repeats", 3, "timed windows (median reported)", flag_values=_FLAGS)
+flags.DEFINE_float("budget_s", 240.0, "start no new variant after this many seconds",
+                   flag_values=_FLAGS)
+flags.DEFINE_string("json", None, "also write the rows to this file", flag_values=_FLAGS)
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--variants", default=",".join(VARIANTS),
-                      help=f"comma-separated, in order; any of {list(VARIANTS)}")
-  parser.add_argument("--tiny", action="store_true",
-                      help="tiny models, batch 8, 64 px, 2 x 2 steps (CPU smoke run)")
-  parser.add_argument("--batch", type=int, default=256)
-  parser.add_argument("--size", type=int, default=224)
-  parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
-  parser.add_argument("--steps", type=int, default=10, help="steps per timed window")
-  parser.add_argument("--warmup", type=int, default=2)
-  parser.add_argument("--repeats", type=int, default=3, help="timed windows (median reported)")
-  parser.add_argument("--budget_s", type=float, default=240.0,
-                      help="start no new variant after this many seconds")
-  parser.add_argument("--json", help="also write the rows to this file")
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   names = args.variants.split(",")
   unknown = [name for name in names if name not in VARIANTS]
   if unknown:
-    parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    fail(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
   if args.tiny:
     args.batch, args.size, args.steps, args.warmup, args.repeats = 8, 64, 2, 1, 2
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "

@@ -9,15 +9,16 @@ device. Prints the seconds of each stage (best of ``--repeats``) and the digest'
 with zlib.crc32 beside the CRC-32C the checkpoints use. Numbers go to docs/benchmarks.md.
 """
 
-import argparse
 import time
 import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 from pfml_jax.checkpoint.state_digest import array_digest, host_values
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.models import make_embedding_model
 
 
@@ -41,10 +42,14 @@ def best_time(function, repeats: int) -> float:
   return min(times)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("repeats", 3, "repeats", flag_values=_FLAGS)
+
+
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--repeats", type=int, default=3)
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   state = jax.block_until_ready(resnet50_sized_state())
   values = host_values(state)
   nbytes = sum(v.nbytes for v in values)

@@ -19,7 +19,6 @@ the public ``retrieval_metrics`` in its own subprocess, so peak memories do not 
 Finally it says whether all backends returned identical metrics. Numbers go to docs/benchmarks.md.
 """
 
-import argparse
 import functools
 import json
 import resource
@@ -29,6 +28,9 @@ import sys
 import time
 
 import numpy as np
+from absl import flags
+
+from pfml_jax.command_line import fail, parse_tool_flags
 
 KS = (1, 10, 100, 1000)
 
@@ -128,21 +130,25 @@ def _jax_memory(jax, jax_ranks, problem, block_bytes) -> dict:
   return out
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("items", 60502, "items", flag_values=_FLAGS)
+flags.DEFINE_integer("classes", 11316, "classes", flag_values=_FLAGS)
+flags.DEFINE_integer("dim", 512, "dim", flag_values=_FLAGS)
+flags.DEFINE_float("noise", 2.4, "noise norm relative to the unit class centre", flag_values=_FLAGS)
+flags.DEFINE_string("backends", "jax,faiss", "backends", flag_values=_FLAGS)
+flags.DEFINE_integer("repeats", 3, "warm calls per backend", flag_values=_FLAGS)
+flags.DEFINE_integer("block_mb", 256, "jax backend: similarity block per device (MiB)",
+                     flag_values=_FLAGS)
+flags.DEFINE_bool("nmi", False, "also time k-means NMI (jax child)", flag_values=_FLAGS)
+flags.DEFINE_string("json", None, "also write the rows to this file", flag_values=_FLAGS)
+flags.DEFINE_string("child", None, "internal: set by the benchmark for its child process",
+                    flag_values=_FLAGS)
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--items", type=int, default=60502)
-  parser.add_argument("--classes", type=int, default=11316)
-  parser.add_argument("--dim", type=int, default=512)
-  parser.add_argument("--noise", type=float, default=2.4,
-                      help="noise norm relative to the unit class centre")
-  parser.add_argument("--backends", default="jax,faiss")
-  parser.add_argument("--repeats", type=int, default=3, help="warm calls per backend")
-  parser.add_argument("--block-mb", type=int, default=256,
-                      help="jax backend: similarity block per device (MiB)")
-  parser.add_argument("--nmi", action="store_true", help="also time k-means NMI (jax child)")
-  parser.add_argument("--json", help="also write the rows to this file")
-  parser.add_argument("--child", help=argparse.SUPPRESS)
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   if args.child:
     print(json.dumps(run_backend(args)))
     return
@@ -150,7 +156,7 @@ def main():
   rows = []
   for backend in args.backends.split(","):
     argv = [f"--items={args.items}", f"--classes={args.classes}", f"--dim={args.dim}",
-            f"--noise={args.noise}", f"--repeats={args.repeats}", f"--block-mb={args.block_mb}",
+            f"--noise={args.noise}", f"--repeats={args.repeats}", f"--block_mb={args.block_mb}",
             f"--child={backend}"] + (["--nmi"] if args.nmi and backend == "jax" else [])
     done = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
     if done.returncode:

@@ -7,14 +7,15 @@ CPU machine:
     python benchmarks/image_check_bench.py --num_images=1000
 """
 
-import argparse
 import os
 import tempfile
 import time
 
 import numpy as np
+from absl import flags
 from PIL import Image
 
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.data.images import FileImageSource, find_unreadable
 
 
@@ -27,11 +28,15 @@ def synthetic_jpegs(root: str, count: int) -> FileImageSource:
   return FileImageSource(root, names)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_integer("num_images", 1000, "num images", flag_values=_FLAGS)
+flags.DEFINE_integer("workers", 8, "checking threads (as read_split)", flag_values=_FLAGS)
+
+
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--num_images", type=int, default=1000)
-  parser.add_argument("--workers", type=int, default=8, help="checking threads (as read_split)")
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   with tempfile.TemporaryDirectory() as root:
     source = synthetic_jpegs(root, args.num_images)
     for verify in ("header", "decode"):

@@ -15,15 +15,16 @@ One H100 (16-core host), CUB-sized synthetic JPEGs or a real copy:
 Target: >= 6,000 img/s (a ResNet-50 step on one H100 must never wait for input).
 """
 
-import argparse
 import os
 import tempfile
 import time
 
 import jax
 import numpy as np
+from absl import flags
 from PIL import Image
 
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.data import make_train_input, read_split
 
 
@@ -68,27 +69,32 @@ def bench(split, args, mode: str) -> dict:
           "ms_per_step": 1e3 * seconds / args.steps, "setup_s": setup}
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("dataset", "synthetic",
+                    "synthetic | demo | cub200 | cars196 | sop | image_folder | *_tfds",
+                    flag_values=_FLAGS)
+flags.DEFINE_string("root", "", "dataset root (not for synthetic/demo)", flag_values=_FLAGS)
+flags.DEFINE_integer("num_images", 512, "synthetic: training images (CUB train: 5864)",
+                     flag_values=_FLAGS)
+flags.DEFINE_string("modes", "grain,cached", "modes", flag_values=_FLAGS)
+flags.DEFINE_integer("batch_size", 128, "batch size", flag_values=_FLAGS)
+flags.DEFINE_integer("per_class", 4, "K images per class", flag_values=_FLAGS)
+flags.DEFINE_integer("image_size", 224, "image size", flag_values=_FLAGS)
+flags.DEFINE_integer("cache_size", 512, "longest cached side, 0: original sizes "
+                     "(config.data.cache_size)", flag_values=_FLAGS)
+flags.DEFINE_string("cache_dir", "", "default: next to the data", flag_values=_FLAGS)
+flags.DEFINE_float("scale_min", 0.08, "scale min", flag_values=_FLAGS)
+flags.DEFINE_string("interpolation", "bilinear", "interpolation", flag_values=_FLAGS)
+flags.DEFINE_integer("workers", 0, "grain worker processes", flag_values=_FLAGS)
+flags.DEFINE_integer("threads", 2, "decoding threads per process", flag_values=_FLAGS)
+flags.DEFINE_integer("steps", 10, "timed steps", flag_values=_FLAGS)
+flags.DEFINE_integer("warmup", 3, "untimed steps first", flag_values=_FLAGS)
+
+
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--dataset", default="synthetic",
-                      help="synthetic | demo | cub200 | cars196 | sop | image_folder | *_tfds")
-  parser.add_argument("--root", default="", help="dataset root (not for synthetic/demo)")
-  parser.add_argument("--num_images", type=int, default=512,
-                      help="synthetic: training images (CUB train: 5864)")
-  parser.add_argument("--modes", default="grain,cached")
-  parser.add_argument("--batch_size", type=int, default=128)
-  parser.add_argument("--per_class", type=int, default=4, help="K images per class")
-  parser.add_argument("--image_size", type=int, default=224)
-  parser.add_argument("--cache_size", type=int, default=512,
-                      help="longest cached side, 0: original sizes (config.data.cache_size)")
-  parser.add_argument("--cache_dir", default="", help="default: next to the data")
-  parser.add_argument("--scale_min", type=float, default=0.08)
-  parser.add_argument("--interpolation", default="bilinear")
-  parser.add_argument("--workers", type=int, default=0, help="grain worker processes")
-  parser.add_argument("--threads", type=int, default=2, help="decoding threads per process")
-  parser.add_argument("--steps", type=int, default=10)
-  parser.add_argument("--warmup", type=int, default=3)
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   if args.dataset == "synthetic":
     classes = max(args.num_images // 30, args.batch_size // args.per_class)
     split = synthetic_split(os.path.join(tempfile.gettempdir(), "pfml_input_bench"),

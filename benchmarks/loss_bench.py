@@ -13,14 +13,15 @@ which is what a training step pays. Peak memory is XLA's own account of the comp
 (arguments + outputs + temporaries). Numbers go to docs/benchmarks.md.
 """
 
-import argparse
 import json
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.losses import potential_energy
 
 SCALES = {  # name: (batch, classes in batch, training classes N, proxies per class M, dim)
@@ -89,17 +90,21 @@ def bench(scale: str, layout: str, method: str, repeats: int, loop: int, **loss_
               energy=value, device=jax.devices()[0].device_kind)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("scales", "cub,sop", "scales", flag_values=_FLAGS)
+flags.DEFINE_string("layouts", "spread,collapsed", "layouts", flag_values=_FLAGS)
+flags.DEFINE_string("methods", "dense,block_sparse", "methods", flag_values=_FLAGS)
+flags.DEFINE_integer("repeats", 20, "repeats", flag_values=_FLAGS)
+flags.DEFINE_integer("loop", 50, "steps per in-loop timing", flag_values=_FLAGS)
+flags.DEFINE_integer("max_dense_points", 24000,
+                     "skip the dense path above this many points (memory)", flag_values=_FLAGS)
+flags.DEFINE_string("json", None, "also write the rows to this file", flag_values=_FLAGS)
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--scales", default="cub,sop")
-  parser.add_argument("--layouts", default="spread,collapsed")
-  parser.add_argument("--methods", default="dense,block_sparse")
-  parser.add_argument("--repeats", type=int, default=20)
-  parser.add_argument("--loop", type=int, default=50, help="steps per in-loop timing")
-  parser.add_argument("--max-dense-points", type=int, default=24000,
-                      help="skip the dense path above this many points (memory)")
-  parser.add_argument("--json", help="also write the rows to this file")
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   rows = []
   for scale in args.scales.split(","):
     for layout in args.layouts.split(","):

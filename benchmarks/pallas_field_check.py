@@ -17,7 +17,6 @@ Sections, each line tagged:
 The last line counts the checks: "pallas_field_check: N passed, M failed".
 """
 
-import argparse
 import sys
 import time
 import traceback
@@ -27,10 +26,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (float64 reference)
 
 from benchmarks.loss_bench import bench, make_inputs  # noqa: E402
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.losses import pallas_field, potential_energy  # noqa: E402
 from pfml_jax.losses.block_sparse_field import _screen  # noqa: E402
 from pfml_jax.losses.potentials import FieldParams  # noqa: E402
@@ -163,13 +164,17 @@ def time_configs(scales, repeats, loop, kwargs):
               f"{str(error)[:1500]}  {config}", flush=True)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_bool("smoke", False, "tiny sizes with the kernels interpreted (any machine)",
+                  flag_values=_FLAGS)
+flags.DEFINE_string("skip", "", "comma list of sections to skip: "
+                      "check,time,screen,config", flag_values=_FLAGS)
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--smoke", action="store_true",
-                      help="tiny sizes with the kernels interpreted (any machine)")
-  parser.add_argument("--skip", default="", help="comma list of sections to skip: "
-                      "check,time,screen,config")
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   skip = set(filter(None, args.skip.split(",")))
   # jax >= 0.11 warns on every Pallas Triton call that the backend is deprecated.
   warnings.filterwarnings("ignore", message=".*Pallas Triton backend is deprecated.*")

@@ -13,15 +13,16 @@ loop feeds real batches (class-balanced indices and crop boxes) each step, as in
 images per second over ``--steps`` steps after a warm-up.
 """
 
-import argparse
 import json
 import time
 
 import jax
 import ml_collections
 import numpy as np
+from absl import flags
 
 from pfml_jax import default_config
+from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.data.images import ArrayImageSource
 from pfml_jax.data.split import Split
 from pfml_jax.parallel.mesh import global_array
@@ -91,19 +92,24 @@ def bench(backbone, scale, batch, steps, warmup, dtype, method, bn) -> dict:
               devices=jax.device_count(), jax=jax.__version__)
 
 
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("backbones", "resnet50,vit_s16", "backbones", flag_values=_FLAGS)
+flags.DEFINE_string("scales", "cub,sop", "scales", flag_values=_FLAGS)
+flags.DEFINE_integer("batch", 256, "images per step", flag_values=_FLAGS)
+flags.DEFINE_integer("steps", 50, "timed steps", flag_values=_FLAGS)
+flags.DEFINE_integer("warmup", 5, "untimed steps first", flag_values=_FLAGS)
+flags.DEFINE_string("dtype", "bfloat16", "dtype", flag_values=_FLAGS)
+flags.DEFINE_string("method", "auto", "PFML energy path (see losses)", flag_values=_FLAGS)
+flags.DEFINE_enum("bn", "config", ("config", "frozen", "trained"),
+                  "BatchNorm: as the configs (frozen at CUB scale only), or everywhere",
+                  flag_values=_FLAGS)
+flags.DEFINE_string("json", None, "also write the rows to this file", flag_values=_FLAGS)
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--backbones", default="resnet50,vit_s16")
-  parser.add_argument("--scales", default="cub,sop")
-  parser.add_argument("--batch", type=int, default=256)
-  parser.add_argument("--steps", type=int, default=50)
-  parser.add_argument("--warmup", type=int, default=5)
-  parser.add_argument("--dtype", default="bfloat16")
-  parser.add_argument("--method", default="auto", help="PFML energy path (see losses)")
-  parser.add_argument("--bn", default="config", choices=("config", "frozen", "trained"),
-                      help="BatchNorm: as the configs (frozen at CUB scale only), or everywhere")
-  parser.add_argument("--json")
-  args = parser.parse_args()
+  if parse_tool_flags(_FLAGS, None, __doc__):
+    fail("this benchmark takes flags only (--help lists them).")
+  args = _FLAGS
   rows = []
   for backbone in args.backbones.split(","):
     for scale in args.scales.split(","):

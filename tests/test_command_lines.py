@@ -2,6 +2,7 @@
 unknown flag is one ``error:`` line and exit status 2."""
 
 import importlib
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,16 @@ def test_app_entry_points_help_and_unknown_flag(module):
   assert refused.returncode == 2
   assert refused.stderr.strip().splitlines()[-1] == ("error: unknown flag --no_such_flag "
                                                      "(--help lists the flags)"), refused.stderr
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "benchmarks").glob("*.py")))
+def test_benchmark_scripts_help_and_unknown_flag(script, monkeypatch, capsys):
+  module = runpy.run_path(str(REPO / "benchmarks" / script), run_name="benchmark")
+  for argv, status in (["--help"], 0), (["--no_such_flag=1"], 2):
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    with pytest.raises(SystemExit) as exit_info:
+      module["main"]()
+    assert (exit_info.value.code or 0) == status
+  out, err = capsys.readouterr()
+  assert "flags:" in out and err.strip() == ("error: unknown flag --no_such_flag (--help lists "
+                                             "the flags)")
