@@ -21,11 +21,13 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_dict
 
+from pfml_jax.config_files import config_file
 from pfml_jax.user_errors import EXIT_STATUS, UserInputError
 
 FLAGS = flags.FLAGS
 
 _OVERRIDE = re.compile(r"--config\.([^=\s]+)")
+_CONFIG = "--config="
 _HELP = ("-h", "--help", "--helpshort", "--helpfull")
 _REQUIRED = re.compile(r"Flag (--\w+) must have a value other than None")
 _log_file: python_logging.Handler | None = None  # set by log_to_workdir
@@ -214,6 +216,8 @@ def parse_flags(argv):
   status 2, and ``--help`` (the main module's doc and flags) exiting 0 as every tool's does."""
   if any(arg in _HELP for arg in argv[1:]):
     app.usage(shorthelp="--helpfull" not in argv, writeto_stdout=True, exitcode=0)
+  argv = [_CONFIG + config_file(arg[len(_CONFIG):]) if arg.startswith(_CONFIG) else arg
+          for arg in argv]  # the shipped configs/... from any folder
   try:
     return FLAGS(argv)
   except Exception as error:  # pylint: disable=broad-except

@@ -28,13 +28,14 @@ from typing import Sequence
 from absl import flags
 
 from pfml_jax.command_line import fail, parse_subcommand
+from pfml_jax.config_files import config_file
 from pfml_jax.study import emit as emit_lib
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.aggregate import aggregate
 from pfml_jax.study.commands import Site
 from pfml_jax.study.grid import Cell, Study, parse_value, sweep_study, with_floor
 from pfml_jax.study.plots import sweep_plot
-from pfml_jax.study.runner import REPO, run_study
+from pfml_jax.study.runner import run_study
 from pfml_jax.study.studies import STUDIES, named_study
 from pfml_jax.study.tables import write_tables
 from pfml_jax.study.tune import CHOSEN, TRIALS, TuneSpec, tune
@@ -59,10 +60,11 @@ def _sweep(text: str) -> tuple[str, list]:
 
 
 def _config_path(config: str) -> str:
-  """``config`` as given, once its file is found here or in the repository."""
-  file = config.partition(":")[0]
-  if not (Path(file).exists() or (REPO / file).exists()):
-    raise UserInputError(f"--config={config}: no such file {file!r} (here or in {REPO}).")
+  """``config`` as given, once its file is found here or among the installed configs."""
+  file = config_file(config).partition(":")[0]
+  if not Path(file).exists():
+    raise UserInputError(f"--config={config}: no such file {file!r} (from {Path.cwd()}, or "
+                         "configs/... among the configs installed with pfml_jax).")
   return config
 
 

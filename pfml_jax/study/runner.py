@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from pfml_jax.config_files import config_file
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.commands import Site, main_command
 from pfml_jax.study.grid import Run, Study
 
-# The repository root: the shipped studies name their configs relative to it.
-REPO = Path(__file__).resolve().parents[2]
 _CONFIG_FLAG = "--config="
 SUMMARY = Path("eval") / "summary.json"
 RUN_LOG = "study_run.log"
@@ -49,10 +48,10 @@ def has_checkpoints(run_dir: Path) -> bool:
 
 
 def local_config(config: str) -> str:
-  """``config`` with its file made absolute: as given from here, else in the repository."""
-  file, sep, recipe = config.partition(":")
-  path = Path(file) if Path(file).exists() else REPO / file
-  return str(path.resolve()) + sep + recipe
+  """``config`` with its file made absolute: as given from here, else the installed copy of
+  ``configs/...`` (``config_files.config_file``)."""
+  file, sep, recipe = config_file(config).partition(":")
+  return str(Path(file).resolve()) + sep + recipe
 
 
 def local_command(command: list[str]) -> list[str]:
@@ -62,11 +61,10 @@ def local_command(command: list[str]) -> list[str]:
 
 
 def child_environment(parallel: int, base: dict[str, str] | None = None) -> dict[str, str]:
-  """The runs' environment: this package importable from any folder, and with N > 1 runs at
-  a time no preallocation of 75 % of each GPU's memory per process [our choice: otherwise the
-  second run on a GPU cannot start]."""
+  """The runs' environment: this process's (the same pfml_jax), and with N > 1 runs at a time
+  no preallocation of 75 % of each GPU's memory per process [our choice: otherwise the second
+  run on a GPU cannot start]."""
   env = dict(os.environ if base is None else base)
-  env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
   if parallel > 1:
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   return env

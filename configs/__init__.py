@@ -1,0 +1,1 @@
+"""The shipped experiment configs (installed with the package as pfml_jax.configs)."""

@@ -1,0 +1,1 @@
+"""The small CPU recipes of the reproduction study."""

@@ -1,0 +1,30 @@
+"""Where ``--config=FILE[:RECIPE]`` files are: ``FILE`` as given (from the current folder), or
+else, for ``configs/...``, the copy installed with the package (``pfml_jax.configs``, built
+from the repository's ``configs/``: pyproject.toml), so the shipped configs work from any
+folder once the package is installed."""
+
+import importlib.util
+from pathlib import Path, PurePath
+
+SHIPPED_FOLDER = "configs"  # how commands and studies name the shipped configs
+
+
+def shipped_configs() -> Path | None:
+  """The folder of the configs installed with the package; None when it has none (a checkout
+  used without installing)."""
+  spec = importlib.util.find_spec("pfml_jax.configs")
+  locations = list(spec.submodule_search_locations or []) if spec else []
+  return Path(locations[0]) if locations else None
+
+
+def config_file(config: str) -> str:
+  """``config`` (``FILE[:RECIPE]``) with ``FILE`` found: unchanged if it exists from here,
+  else the installed copy of ``configs/<rest>`` when there is one (unchanged otherwise, so the
+  error names the path the user gave)."""
+  file, sep, recipe = config.partition(":")
+  parts = PurePath(file).parts
+  shipped = shipped_configs()
+  if Path(file).exists() or shipped is None or parts[:1] != (SHIPPED_FOLDER,):
+    return config
+  candidate = shipped.joinpath(*parts[1:])
+  return str(candidate) + sep + recipe if candidate.is_file() else config
