@@ -4,6 +4,7 @@ folder with only the wheel's pfml_jax importable."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,8 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 def installed(tmp_path_factory):
   """(the folder the wheel was installed into, the environment that imports it alone)."""
   base = tmp_path_factory.mktemp("installed")
+  source = base / "source"  # a copy: building writes build/ and *.egg-info/ beside the sources
+  for name in ("pfml_jax", "configs"):
+    shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+  for name in ("pyproject.toml", "README.md", "LICENSE"):
+    shutil.copy(REPO / name, source / name)
   subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                  "--no-build-isolation", str(REPO), "-w", str(base / "wheel")],
+                  "--no-build-isolation", str(source), "-w", str(base / "wheel")],
                  check=True, timeout=600, capture_output=True)
   (wheel,) = (base / "wheel").glob("pfml_jax-*.whl")
   target = base / "site"
