@@ -25,7 +25,8 @@ from absl import flags
 from PIL import Image
 
 from pfml_jax.command_line import fail, parse_tool_flags
-from pfml_jax.data import make_train_input, read_split
+from pfml_jax.data import (CachedMode, Crops, GrainMode, SamplerSpec, make_train_input,
+                           read_split)
 
 
 def synthetic_split(root: str, num_images: int, classes: int, seed: int = 0):
@@ -47,11 +48,12 @@ def synthetic_split(root: str, num_images: int, classes: int, seed: int = 0):
 
 def bench(split, args, mode: str) -> dict:
   start = time.perf_counter()
-  train_input = make_train_input(
-      split, batch_size=args.batch_size, classes_per_batch=args.batch_size // args.per_class,
-      image_size=args.image_size, scale=(args.scale_min, 1.0), interpolation=args.interpolation,
-      mode=mode, seed=0, workers=args.workers, threads=args.threads,
-      cache_size=args.cache_size or None, cache_dir=args.cache_dir or None)
+  batches = SamplerSpec("class_balanced", args.batch_size, args.batch_size // args.per_class)
+  crops = Crops(args.image_size, scale=(args.scale_min, 1.0), interpolation=args.interpolation)
+  how = (GrainMode(args.workers, args.threads) if mode == "grain" else
+         CachedMode(args.cache_size or None, args.cache_dir or None,
+                    decode_threads=max(args.workers, 1) * max(args.threads, 1)))
+  train_input = make_train_input(split, batches, crops, how)
   setup = time.perf_counter() - start
   device_data = train_input.device_data()
   images_of = jax.jit(train_input.device_images)

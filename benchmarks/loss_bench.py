@@ -22,7 +22,7 @@ import numpy as np
 from absl import flags
 
 from pfml_jax.command_line import fail, parse_tool_flags
-from pfml_jax.losses import potential_energy
+from pfml_jax.losses import EnergyExecution, potential_energy
 
 SCALES = {  # name: (batch, classes in batch, training classes N, proxies per class M, dim)
     "cub": (100, 25, 100, 15, 512),
@@ -51,11 +51,12 @@ def make_inputs(scale: str, layout: str, seed: int = 0):
 
 
 def bench(scale: str, layout: str, method: str, repeats: int, loop: int, **loss_kwargs) -> dict:
-  """Times energy + gradients; ``loss_kwargs`` go to potential_energy (e.g. kernel_config)."""
+  """Times energy + gradients; ``loss_kwargs`` go to its EnergyExecution (e.g. kernel_config)."""
   embeddings, labels, proxies, proxy_labels = make_inputs(scale, layout)
 
   def loss(e, p):
-    return potential_energy(e, labels, p, proxy_labels, method=method, **loss_kwargs)
+    return potential_energy(e, labels, p, proxy_labels,
+                            execution=EnergyExecution(method, **loss_kwargs))
 
   step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
   compiled = step.lower(embeddings, proxies).compile()

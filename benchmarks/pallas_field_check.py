@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (float64 
 
 from benchmarks.loss_bench import bench, make_inputs  # noqa: E402
 from pfml_jax.command_line import fail, parse_tool_flags
-from pfml_jax.losses import pallas_field, potential_energy  # noqa: E402
+from pfml_jax.losses import EnergyExecution, pallas_field, potential_energy  # noqa: E402
 from pfml_jax.losses.block_sparse_field import _screen  # noqa: E402
 from pfml_jax.losses.potentials import FieldParams  # noqa: E402
 from tests.losses import field_reference  # noqa: E402
@@ -53,7 +53,8 @@ CONFIGS = {
 def energy_and_grads(scale, layout, method, **kwargs):
   embeddings, labels, proxies, proxy_labels = make_inputs(scale, layout)
   fn = jax.jit(jax.value_and_grad(
-      lambda e, p: potential_energy(e, labels, p, proxy_labels, method=method, **kwargs),
+      lambda e, p: potential_energy(e, labels, p, proxy_labels,
+                                    execution=EnergyExecution(method, **kwargs)),
       argnums=(0, 1)))
   energy, grads = fn(embeddings, proxies)
   return float(energy), np.concatenate([np.asarray(g, np.float64).ravel() for g in grads])

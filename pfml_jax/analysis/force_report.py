@@ -13,7 +13,6 @@ import jax
 import numpy as np
 from absl import flags
 
-from pfml_jax import data as data_lib
 from pfml_jax.command_line import fail, parse_tool_flags
 from pfml_jax.data.run_splits import read_split
 from pfml_jax.evaluation.evaluator import make_evaluator
@@ -73,10 +72,7 @@ def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str
   config, step, embeddings, labels, proxies, proxy_labels = _run_points(workdir, checkpoint,
                                                                         split, at_init)
   field, options, source = _field_settings(config)
-  batch_size = config.data.classes_per_batch * config.data.images_per_class
-  sampler = data_lib.make_sampler(config.data.sampler, labels, batch_size=batch_size,
-                                  classes_per_batch=config.data.classes_per_batch,
-                                  seed=config.seed)
+  sampler = setup_lib.sampler_spec(config).build(labels)
   first = max(step - batches, 0)
   report = field_report(embeddings, labels, proxies if len(proxies) else None, proxy_labels,
                         field, **options,

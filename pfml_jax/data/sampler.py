@@ -17,6 +17,7 @@ holds, not a pass over every image (P x K sampling repeats some and misses other
 RandomSampler uses the same definition (see its docstring).
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -137,3 +138,18 @@ def make_sampler(name: str, labels: np.ndarray, *, batch_size: int, classes_per_
   if name == "class_balanced":
     return ClassBalancedSampler(labels, classes_per_batch, batch_size, seed)
   return RandomSampler(labels, batch_size, seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSpec:
+  """Which batches a run draws: the sampler (one of SAMPLERS), the global batch size, P classes
+  per batch (class_balanced only) and the seed; ``build`` makes it for a split's labels."""
+
+  name: str
+  batch_size: int
+  classes_per_batch: int
+  seed: int = 0
+
+  def build(self, labels: np.ndarray):
+    return make_sampler(self.name, labels, batch_size=self.batch_size,
+                        classes_per_batch=self.classes_per_batch, seed=self.seed)

@@ -12,7 +12,8 @@ given (seed, step) they select the same images and the same crop boxes and flips
 
 One loop serves both::
 
-    train_input = make_train_input(split, batch_size=..., ..., mode=..., start_step=step)
+    train_input = make_train_input(split, SamplerSpec(...), Crops(...), GrainMode() or
+                                   CachedMode(...), start_step=step)
     device_data = train_input.device_data()  # the cache on device, or {} (once)
     for host_batch in train_input:  # this process's rows of each global batch
       batch = {k: jax.make_array_from_process_local_data(batch_sharding, v)
@@ -41,7 +42,7 @@ from pfml_jax.data.device_augment import augment_on_device, place_cache, placed_
 from pfml_jax.data.grain_pipeline import prefetching_iterator
 from pfml_jax.data.image_cache import ImageCache, build_image_cache
 from pfml_jax.data.images import ImageSource
-from pfml_jax.data.sampler import ClassBalancedSampler, RandomSampler, make_sampler
+from pfml_jax.data.sampler import ClassBalancedSampler, RandomSampler, SamplerSpec
 from pfml_jax.data.split import Split
 
 MODES = ("grain", "cached")
@@ -189,57 +190,66 @@ class TrainInput(Protocol):
     """(B, S, S, 3) uint8 training images of a (global) batch; call inside the jitted step."""
 
 
-def make_train_input(split: Split, *, batch_size: int, classes_per_batch: int,
-                     image_size: int, scale: tuple[float, float] = (0.08, 1.0),
-                     ratio: tuple[float, float] = (3 / 4, 4 / 3), flip: bool = True,
-                     interpolation: str = "bilinear", mode: str = "grain", seed: int = 0,
-                     sampler: str = "class_balanced",
-                     process_index: int = 0, process_count: int = 1, start_step: int = 0,
-                     workers: int = 0, threads: int = 4, cache_size: int | None = None,
-                     cache_dir: str | None = None, mesh: jax.sharding.Mesh | None = None,
-                     cache_axis: str | None = None, cache: ImageCache | None = None
-                     ) -> TrainInput:
-  """The training input of ``split``.
+@dataclasses.dataclass(frozen=True)
+class Crops:
+  """The training crops: RandomResizedCrop of an ``scale`` area fraction and ``ratio`` aspect
+  range to ``image_size``, resampled with ``interpolation``, half of them mirrored if ``flip``."""
 
-  Args:
-    split: the training split (labels possibly noisy, see ``Split.with_noisy_labels``).
-    batch_size: global batch size B = classes_per_batch x images per class.
-    classes_per_batch: P.
-    image_size: output side S of the crops.
-    scale, ratio: RandomResizedCrop area-fraction and aspect-ratio ranges.
-    flip: mirror half of the crops horizontally (False: none).
-    interpolation: "bilinear" or "bicubic".
-    mode: "grain" (decode in workers) or "cached" (decode once, crop on the accelerator).
-    seed: fixes batches, crops and flips (with the step).
-    sampler: "class_balanced" (P x K) or "random" (shuffled images), see ``sampler.py``.
-    process_index, process_count: this process's share of the global batch.
-    start_step: first step to produce (the checkpointed step when resuming).
-    workers: grain mode: decoding processes (0: decode in this process's threads).
-    threads: grain mode: decoding threads per process. The cached mode builds its cache with
-      workers x threads threads.
-    cache_size: cached mode: longest side of the cached copy; images up to it are kept at
-      their original pixels, larger ones downscaled with their aspect kept (see
-      ``image_cache.py``). None: every image at its original size.
-    cache_dir: cached mode: where the cache file lives (see ``image_cache.py``).
-    mesh, cache_axis: cached mode: place the cache on this mesh, replicated (axis None) or
-      split along ``cache_axis``.
-    cache: cached mode: this cache instead of building or loading the split's (ahead-of-time
-      compilation passes one of the right shape that holds no pixels).
+  image_size: int
+  scale: tuple[float, float] = (0.08, 1.0)  # [torchvision's RandomResizedCrop]
+  ratio: tuple[float, float] = (3 / 4, 4 / 3)
+  flip: bool = True
+  interpolation: str = "bilinear"  # or "bicubic"
+
+
+@dataclasses.dataclass(frozen=True)
+class GrainMode:
+  """Decode and crop every step's images on the host, in grain worker processes."""
+
+  workers: int = 0  # decoding processes (0: this process's threads)
+  threads: int = 4  # decoding threads per process
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedMode:
+  """Decode the split once into an ``ImageCache``; crop on the accelerator.
+
+  ``cache_size``: longest side of the cached copy; images up to it keep their original pixels,
+  larger ones are downscaled with their aspect kept (None: every image at its original size;
+  ``image_cache.py``). ``cache_dir``: where the cache file lives. ``decode_threads``: threads of
+  the one-time decode. ``mesh``, ``cache_axis``: the cache placed on this mesh, replicated
+  (axis None) or split along the axis. ``cache``: this cache instead of building or loading
+  the split's (ahead-of-time compilation passes one of the right shape that holds no pixels).
   """
-  if mode not in MODES:
-    raise ValueError(f"mode={mode!r}: expected one of {MODES}.")
-  checks.interpolation(interpolation)
-  local = checks.divides(batch_size, process_count)
-  scale, ratio = checks.crop_ranges(scale, ratio)
-  sampler = make_sampler(sampler, split.labels, batch_size=batch_size,
-                         classes_per_batch=classes_per_batch, seed=seed)
-  plan = BatchPlan(sampler, np.asarray(split.labels), seed, image_size, scale, ratio,
-                   interpolation, (process_index * local, (process_index + 1) * local),
-                   bool(flip))
-  if mode == "grain":
-    return StreamedTrainInput(plan, split.images, start_step, workers, threads)
-  # The one-time decode uses the whole decoding budget, workers x threads, as threads.
+
+  cache_size: int | None = None
+  cache_dir: str | None = None
+  decode_threads: int = 4
+  mesh: jax.sharding.Mesh | None = None
+  cache_axis: str | None = None
+  cache: ImageCache | None = None
+
+
+def make_train_input(split: Split, batches: SamplerSpec, crops: Crops,
+                     mode: GrainMode | CachedMode = GrainMode(), *, start_step: int = 0,
+                     process: tuple[int, int] = (0, 1)) -> TrainInput:
+  """The training input of ``split`` (labels possibly noisy, see ``Split.with_noisy_labels``):
+  the batches of ``batches`` cropped as ``crops``, by ``mode``, from ``start_step`` (the
+  checkpointed step when resuming), this process's share (``process`` = (index, count)) of
+  each global batch."""
+  checks.interpolation(crops.interpolation)
+  process_index, process_count = process
+  local = checks.divides(batches.batch_size, process_count)
+  scale, ratio = checks.crop_ranges(crops.scale, crops.ratio)
+  plan = BatchPlan(batches.build(split.labels), np.asarray(split.labels), batches.seed,
+                   crops.image_size, scale, ratio, crops.interpolation,
+                   (process_index * local, (process_index + 1) * local), bool(crops.flip))
+  if isinstance(mode, GrainMode):
+    return StreamedTrainInput(plan, split.images, start_step, mode.workers, mode.threads)
+  if not isinstance(mode, CachedMode):
+    raise ValueError(f"mode: a GrainMode or a CachedMode, got {mode!r}.")
+  cache = mode.cache
   if cache is None:
-    cache = build_image_cache(split, cache_size, interpolation, cache_dir,
-                              workers=max(workers, 1) * max(threads, 1))
-  return CachedTrainInput(plan, cache, start_step, mesh, cache_axis)
+    cache = build_image_cache(split, mode.cache_size, crops.interpolation, mode.cache_dir,
+                              workers=mode.decode_threads)
+  return CachedTrainInput(plan, cache, start_step, mode.mesh, mode.cache_axis)

@@ -16,6 +16,7 @@ Several paths compute the same number: ``dense`` (every pair, autodiff; small se
 elsewhere.
 """
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -50,15 +51,41 @@ class _Plan(NamedTuple):
   unpulled_from: int | None  # first proxy row without same-class proxy attraction, else None
 
 
+@dataclasses.dataclass(frozen=True)
+class EnergyExecution:
+  """How the energy is computed, never what: every choice gives the same value (to float32
+  rounding of the float64 formula).
+
+  Attributes:
+    method: "auto", "dense", "block_sparse", "pallas_screen" or "pallas" (see the module
+      docstring); the last two need a CUDA GPU unless ``interpret`` is set.
+    mesh: optional mesh whose ``axis`` splits the pair rows of the fast paths across devices
+      (each device screens and evaluates its rows against all points). Without it, XLA
+      partitions the computation by itself.
+    axis: the mesh axis name used with ``mesh``.
+    kernel_config: tiling of the Pallas kernels (``pallas_field.KernelConfig``).
+    interpret: run the Pallas kernels in Pallas' interpreter, on any backend (slow; tests).
+    platform: where the energy runs ("cpu", "cuda", "rocm", "tpu"), for ``method="auto"``
+      and the kernels' check; None: the mesh's devices', else the default device's.
+  """
+
+  method: str = "auto"
+  mesh: jax.sharding.Mesh | None = None
+  axis: str = "data"
+  kernel_config: pallas_field.KernelConfig = pallas_field.DEFAULT_CONFIG
+  interpret: bool = False
+  platform: str | None = None
+
+
 def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
                      proxies: jnp.ndarray | None = None, proxy_labels: jnp.ndarray | None = None,
                      *, alpha: float = 3.0, delta_att: float = 0.2, delta_rep: float = 0.2,
                      normalize_proxies: bool = True, proxy_self_attraction: bool = True,
-                     method: str = "auto",
-                     mesh: jax.sharding.Mesh | None = None, axis: str = "data",
-                     kernel_config: pallas_field.KernelConfig = pallas_field.DEFAULT_CONFIG,
-                     interpret: bool = False, platform: str | None = None) -> jnp.ndarray:
+                     execution: EnergyExecution = EnergyExecution()) -> jnp.ndarray:
   """PFML's total potential energy; a float32 scalar, differentiable in embeddings and proxies.
+
+  The mathematics are keywords in the paper's notation (alpha, delta_att, delta_rep) plus the
+  energy's two options; how it runs is one argument, ``execution``.
 
   Args:
     embeddings: (B, D) float32 or bfloat16; L2-normalised here.
@@ -71,26 +98,20 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
     normalize_proxies: project proxies onto the unit sphere like the embeddings (default).
     proxy_self_attraction: count the attraction between proxies of the same class (default,
       the paper's Eq. 6 as we read it); False leaves those pairs out.
-    method: "auto", "dense", "block_sparse", "pallas_screen" or "pallas" (see the module
-      docstring); the last two need a CUDA GPU unless ``interpret`` is set.
-    mesh: optional mesh whose ``axis`` splits the pair rows of the fast paths across devices
-      (each device screens and evaluates its rows against all points). Without it, XLA
-      partitions the computation by itself; the value is the same either way.
-    axis: the mesh axis name used with ``mesh``.
-    kernel_config: tiling of the Pallas kernels (``pallas_field.KernelConfig``).
-    interpret: run the Pallas kernels in Pallas' interpreter, on any backend (slow; tests).
-    platform: where the energy runs ("cpu", "cuda", "rocm", "tpu"), for ``method="auto"``
-      and the kernels' check; None: the mesh's devices', else the default device's.
+    execution: the path, mesh and kernel settings (``EnergyExecution``).
   Returns:
     The energy U as a float32 scalar.
   """
+  method, mesh, axis = execution.method, execution.mesh, execution.axis
+  kernel_config, interpret = execution.kernel_config, execution.interpret
   field = FieldParams(alpha, delta_att, delta_rep).validate()
   if method not in METHODS:
-    raise ValueError(f"potential_energy: method must be one of {METHODS}, got {method!r}.")
+    raise ValueError(f"potential_energy: execution.method must be one of {METHODS}, got "
+                     f"{method!r}.")
   points, point_labels = _gather_points(embeddings, labels, proxies, proxy_labels,
                                         normalize_proxies)
   num_points, dim = points.shape
-  on_cuda = _platform(mesh, platform) == "cuda"
+  on_cuda = _platform(mesh, execution.platform) == "cuda"
   # The kernels' screen assumes unit vectors; unnormalised proxies take the XLA screen, whose
   # threshold follows every point's norm.
   unit_points = normalize_proxies or proxies is None

@@ -20,16 +20,16 @@ import jax
 import jax.numpy as jnp
 
 from pfml_jax import checks
-from pfml_jax.platforms import platform_of
 from pfml_jax.losses import proxies as proxy_lib
 from pfml_jax.losses.energy_floor import energy_floor
 from pfml_jax.losses.hist import hist_loss, init_hist_params
 from pfml_jax.losses.multi_similarity import multi_similarity_loss
 from pfml_jax.losses.normalized_softmax import normalized_softmax_loss
-from pfml_jax.losses.potential_energy import METHODS, potential_energy
+from pfml_jax.losses.potential_energy import METHODS, EnergyExecution, potential_energy
 from pfml_jax.losses.proxy_anchor import proxy_anchor_loss
 from pfml_jax.losses.proxy_nca import proxy_nca_loss
 from pfml_jax.losses.triplet import MINING, triplet_loss
+from pfml_jax.platforms import platform_of
 from pfml_jax.user_errors import ConfigError
 
 
@@ -55,12 +55,22 @@ class LossSpec:
   init_hparams: tuple[str, ...] = ()  # hyperparameters only init_params reads
 
 
+def pfml_loss(embeddings, labels, proxies, proxy_labels, *, method: str = "auto",
+              platform: str | None = None, mesh: jax.sharding.Mesh | None = None,
+              **field) -> jnp.ndarray:
+  """PFML's energy as the registry calls it: the config's ``method`` and the run's placement
+  (``Loss.placed``) make its ``EnergyExecution``; ``field`` the paper's constants and options."""
+  return potential_energy(embeddings, labels, proxies, proxy_labels,
+                          execution=EnergyExecution(method, mesh=mesh, platform=platform),
+                          **field)
+
+
 LOSSES: dict[str, LossSpec] = {
     # PFML (paper Sec. 3): alpha = 3, delta = 0.2, M = 15 on CUB/Cars (configs set M = 2 on SOP).
     # proxy_self_attraction: same-class proxies attract each other [paper Eq. 6 sums over all
     # pairs of X = samples U proxies]; False drops those pairs [our option, issue 20: they
     # collapse a class's M proxies onto one point].
-    "pfml": LossSpec(potential_energy, proxies_per_class=15,
+    "pfml": LossSpec(pfml_loss, proxies_per_class=15,
                      defaults=dict(alpha=3.0, delta_att=0.2, delta_rep=0.2,
                                    normalize_proxies=True, proxy_self_attraction=True,
                                    method="auto"),

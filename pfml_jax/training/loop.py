@@ -9,6 +9,7 @@ it, raising NonFiniteLossError naming the arrays.
 
 import collections
 import dataclasses
+import functools
 from typing import Any, Callable, Iterable
 
 import jax
@@ -21,6 +22,7 @@ from pfml_jax.checkpoint.state_digest import array_names
 from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training.chrono import Chrono
 from pfml_jax.training.preemption import Preemption
+from pfml_jax.training.setup import RunLength
 
 
 class NonFiniteLossError(RuntimeError):
@@ -58,17 +60,35 @@ class LoopEnd:
   preempted: bool
 
 
-def train_loop(state, *, train_step: Callable, device_data: dict, batches: Iterable[dict],
-               rng: jax.Array, start_step: int, cadence: Cadence, batch_size: int,
-               steps_per_epoch: int, mesh: jax.sharding.Mesh, writer, checkpoints,
-               save: Callable[[int, Any, dict | None], None],
+@dataclasses.dataclass(frozen=True)
+class StepRunner:
+  """One training step as the loop runs it: the compiled step with its device-resident data,
+  the run's random key (folded with the step) and the mesh the host batches are placed on."""
+
+  train_step: Callable
+  device_data: dict
+  rng: jax.Array
+  mesh: jax.sharding.Mesh
+
+  @functools.cached_property
+  def _rows(self) -> jax.sharding.NamedSharding:
+    return mesh_lib.batch_sharding(self.mesh)
+
+  def __call__(self, state, host_batch: dict, step: int):
+    batch = {k: mesh_lib.global_array(v, self._rows) for k, v in host_batch.items()}
+    return self.train_step(state, self.device_data, batch, jax.random.fold_in(self.rng, step))
+
+
+def train_loop(state, *, step_runner: StepRunner, batches: Iterable[dict], start_step: int,
+               cadence: Cadence, length: RunLength, writer, checkpoints,
                evaluate: Callable[[Any, int], dict]) -> LoopEnd:
   """Runs steps ``start_step`` .. ``cadence.total_steps - 1``.
 
-  ``save(step, state, metrics)`` starts a checkpoint; ``evaluate(state, step)`` returns the
-  metrics that rank it. Returns at the end, or after saving on an agreed SIGTERM or SIGINT.
+  ``checkpoints`` is the run's one channel to its checkpoints (``run_checkpoints.py``):
+  ``save(step, state, metrics)`` starts one; ``evaluate(state, step)`` returns the metrics
+  that rank it. ``length`` gives the batch size and epoch length of the logged rates. Returns
+  at the end, or after saving on an agreed SIGTERM or SIGINT.
   """
-  rows = mesh_lib.batch_sharding(mesh)
   preemption = Preemption()
   chrono = Chrono()
   progress = tqdm(total=cadence.total_steps, initial=start_step, desc="train", unit="step",
@@ -81,8 +101,7 @@ def train_loop(state, *, train_step: Callable, device_data: dict, batches: Itera
 
   try:
     for step, host_batch in zip(range(start_step, cadence.total_steps), batches):
-      batch = {k: mesh_lib.global_array(v, rows) for k, v in host_batch.items()}
-      state, metrics = train_step(state, device_data, batch, jax.random.fold_in(rng, step))
+      state, metrics = step_runner(state, host_batch, step)
       if pending is not None:  # the previous step's metrics: the device is busy with this one
         read(pending, step - 1)
       pending = metrics
@@ -95,12 +114,12 @@ def train_loop(state, *, train_step: Callable, device_data: dict, batches: Itera
         read(pending, step)
         pending = None
       if cadence.log(done):
-        _log(writer, progress, done, window, chrono.window(len(window), batch_size),
-             steps_per_epoch)
+        _log(writer, progress, done, window, chrono.window(len(window), length.batch_size),
+             length.steps_per_epoch)
         window = []
       if save_now:
         with chrono.paused(pending=state):
-          _save_finite(save, done, state, evaluate(state, done) if evaluate_now else None,
+          _save_finite(done, state, evaluate(state, done) if evaluate_now else None,
                        checkpoints)
       if stop:
         checkpoints.wait()
@@ -142,11 +161,11 @@ def _check_finite(metrics: dict, step: int, checkpoints, names: list[str]) -> di
                     "applied", checkpoints)
 
 
-def _save_finite(save: Callable, step: int, state, metrics: dict | None, checkpoints) -> None:
-  """``save(step, state, metrics)``; NonFiniteLossError if the state holds a non-finite array
-  (the checkpoint's own check: nothing non-finite reaches disk)."""
+def _save_finite(step: int, state, metrics: dict | None, checkpoints) -> None:
+  """``checkpoints.save(step, state, metrics)``; NonFiniteLossError if the state holds a
+  non-finite array (the checkpoint's own check: nothing non-finite reaches disk)."""
   try:
-    save(step, state, metrics)
+    checkpoints.save(step, state, metrics)
   except NonFiniteStateError as error:
     _raise_non_finite(f"Step {step}: the state to save is not finite: "
                       f"{_arrays(error.arrays)}. It was not saved", checkpoints)

@@ -11,7 +11,7 @@ validated: held-out training classes are evaluated during training and rank the 
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from absl import logging
 
@@ -42,14 +42,13 @@ def recorded_test_metrics(workdir: Path) -> dict[int, dict]:
   return history
 
 
-def final_report(*, protocol: str, selection_metric: str, evaluator: Evaluator,
-                 variables: dict, step: int, val: Split | None, test: Split, checkpoints,
-                 restore_variables: Callable[[int], dict], writer) -> dict[str, Any]:
-  """The run's report, written to ``eval/summary.json`` and, as ``final_test/*``,
-  ``best_test/*`` or ``selected_test/*`` scalars, to metrics.jsonl.
-
-  ``restore_variables(step)`` gives the model variables of a saved checkpoint.
+def final_report(*, eval_config, evaluator: Evaluator, variables: dict, step: int,
+                 val: Split | None, test: Split, checkpoints, writer) -> dict[str, Any]:
+  """The run's report by ``eval_config.protocol`` and ``.selection_metric``, written to
+  ``eval/summary.json`` and, as ``final_test/*``, ``best_test/*`` or ``selected_test/*``
+  scalars, to metrics.jsonl. ``checkpoints``: the run's channel (``run_checkpoints.py``).
   """
+  protocol, selection_metric = eval_config.protocol, eval_config.selection_metric
   history = recorded_test_metrics(writer.workdir)
   final = history.get(step) or evaluator(variables, test)
   result = {"protocol": protocol, "step": step, "val": None, "test": final,
@@ -64,7 +63,7 @@ def final_report(*, protocol: str, selection_metric: str, evaluator: Evaluator,
     scalars = {"final_test": final, "best_test": history[best]}
   else:
     chosen = checkpoints.best_step()
-    selected = final if chosen == step else evaluator(restore_variables(chosen), test)
+    selected = final if chosen == step else evaluator(checkpoints.restore_variables(chosen), test)
     result.update(step=chosen, val=checkpoints.metrics(chosen), test=selected,
                   final={"step": step, "test": final})
     scalars = {"final_test": final, "selected_test": selected}

@@ -87,12 +87,17 @@ def _loss_arguments(config):
   return arguments
 
 
+def sampler_spec(config: ml_collections.ConfigDict) -> data_lib.SamplerSpec:
+  """The batches the config draws: P x K = batch size, its sampler and seed."""
+  return data_lib.SamplerSpec(config.data.sampler,
+                              config.data.classes_per_batch * config.data.images_per_class,
+                              config.data.classes_per_batch, config.seed)
+
+
 def run_length(config: ml_collections.ConfigDict, train: Split) -> RunLength:
-  batch_size = config.data.classes_per_batch * config.data.images_per_class
-  steps_per_epoch = data_lib.make_sampler(
-      config.data.sampler, train.labels, batch_size=batch_size,
-      classes_per_batch=config.data.classes_per_batch, seed=config.seed).steps_per_epoch
-  return RunLength(batch_size, steps_per_epoch,
+  batches = sampler_spec(config)
+  steps_per_epoch = batches.build(train.labels).steps_per_epoch
+  return RunLength(batches.batch_size, steps_per_epoch,
                    config.steps or config.epochs * steps_per_epoch)
 
 
@@ -181,15 +186,19 @@ def open_train_input(setup: TrainSetup, start_step: int,
   """This process's training batches from ``start_step`` on; ``cache`` replaces building the
   cached mode's image cache (see ``make_train_input``)."""
   config = setup.config
-  return data_lib.make_train_input(
-      setup.train, batch_size=setup.length.batch_size,
-      classes_per_batch=config.data.classes_per_batch, image_size=setup.embedder.image_size,
-      scale=tuple(config.data.crop_scale), ratio=tuple(config.data.crop_ratio),
-      flip=config.data.flip, interpolation=setup.embedder.transform.interpolation, mode=config.data.input_mode,
-      seed=config.seed, start_step=start_step, sampler=config.data.sampler,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      workers=config.data.workers, cache_size=config.data.cache_size or None,
-      mesh=setup.mesh, cache_axis="data" if config.data.shard_cache else None, cache=cache)
+  crops = data_lib.Crops(setup.embedder.image_size, tuple(config.data.crop_scale),
+                         tuple(config.data.crop_ratio), config.data.flip,
+                         setup.embedder.transform.interpolation)
+  if config.data.input_mode == "grain":
+    mode = data_lib.GrainMode(workers=config.data.workers)
+  else:  # the one-time decode uses the grain mode's whole budget, workers x threads, as threads
+    mode = data_lib.CachedMode(
+        cache_size=config.data.cache_size or None,
+        decode_threads=max(config.data.workers, 1) * data_lib.GrainMode().threads,
+        mesh=setup.mesh, cache_axis="data" if config.data.shard_cache else None, cache=cache)
+  return data_lib.make_train_input(setup.train, sampler_spec(config), crops, mode,
+                                   start_step=start_step,
+                                   process=(jax.process_index(), jax.process_count()))
 
 
 def input_state(setup: TrainSetup, train_input, next_step: int) -> dict:

@@ -23,9 +23,10 @@ from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.training import config_validation
 from pfml_jax.training import protocol
-from pfml_jax.training.loop import Cadence, NonFiniteLossError, train_loop
+from pfml_jax.training.loop import Cadence, NonFiniteLossError, StepRunner, train_loop
 from pfml_jax.training.metric_writer import MetricWriter
 from pfml_jax.training.resume_check import check_resume
+from pfml_jax.training.run_checkpoints import RunCheckpoints
 from pfml_jax.training.run_info import run_info
 from pfml_jax.training.setup import (TrainSetup, build, compile_train_step, fresh_state,
                                      input_state, open_train_input)
@@ -62,33 +63,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if changed:
         logging.warning("Resuming with changed input (--allow_input_change): %s", changed)
     train_step, device_data = compile_train_step(setup, train_input)
-    config_json = config.to_dict()
-
-    def save(step, state, metrics):
-      checkpoints.save(step, state, input_state(setup, train_input, step), config_json,
-                       metrics)
+    run_checkpoints = RunCheckpoints(checkpoints, setup, train_input, config.to_dict())
 
     def evaluate(state, step):
       return protocol.periodic_evaluation(setup.evaluator, state.variables(), step, setup.val,
                                           setup.test, writer)
 
     end = train_loop(
-        state, train_step=train_step, device_data=device_data, batches=train_input,
-        rng=jax.random.key(config.seed + 1), start_step=start_step,
-        cadence=_cadence(config, setup), batch_size=setup.length.batch_size,
-        steps_per_epoch=setup.length.steps_per_epoch, mesh=setup.mesh, writer=writer,
-        checkpoints=checkpoints, save=save, evaluate=evaluate)
+        state, step_runner=StepRunner(train_step, device_data, jax.random.key(config.seed + 1),
+                                      setup.mesh),
+        batches=train_input, start_step=start_step, cadence=_cadence(config, setup),
+        length=setup.length, writer=writer, checkpoints=run_checkpoints, evaluate=evaluate)
     if end.preempted:
       return {"step": end.step, "preempted": True}
-
-    def restore_variables(step):
-      return checkpoints.restore(step, setup.abstract_sharded_state())[0].variables()
-
     report = protocol.final_report(
-        protocol=config.eval.protocol, selection_metric=config.eval.selection_metric,
-        evaluator=setup.evaluator, variables=end.state.variables(),
+        eval_config=config.eval, evaluator=setup.evaluator, variables=end.state.variables(),
         step=int(jax.device_get(end.state.step)), val=setup.val, test=setup.test,
-        checkpoints=checkpoints, restore_variables=restore_variables, writer=writer)
+        checkpoints=run_checkpoints, writer=writer)
     if config.eval.diagnostics:
       writer.write_json("eval/diagnostics.json", _diagnostics(setup, end.state))
   return report

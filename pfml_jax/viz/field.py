@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import animation, colors
 
-from pfml_jax.losses.potential_energy import potential_energy
+from pfml_jax.losses.potential_energy import EnergyExecution, potential_energy
 from pfml_jax.losses.potentials import FieldParams, clamped_distance, pair_potential
 from pfml_jax.viz.figures import save_figure
 
@@ -73,7 +73,8 @@ def plane_energy(points: jnp.ndarray, labels: jnp.ndarray, field: FieldParams) -
   dim = points.shape[1]
   return potential_energy(jnp.zeros((0, dim), jnp.float32), jnp.zeros((0,), jnp.int32),
                           points, labels, alpha=field.alpha, delta_att=field.delta_att,
-                          delta_rep=field.delta_rep, normalize_proxies=False, method="dense")
+                          delta_rep=field.delta_rep, normalize_proxies=False,
+                          execution=EnergyExecution("dense"))
 
 
 _energy_gradient = jax.jit(jax.grad(plane_energy), static_argnums=2)

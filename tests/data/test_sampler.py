@@ -164,18 +164,22 @@ def test_sampler_registry_and_factory():
 
 
 def test_make_train_input_with_the_random_sampler():
-  from pfml_jax.data import make_train_input, read_split
+  from pfml_jax.data import Crops, GrainMode, SamplerSpec, make_train_input, read_split
   split = read_split("demo", split="train")
-  kwargs = dict(batch_size=16, classes_per_batch=4, image_size=24, seed=1, threads=2)
-  train_input = make_train_input(split, sampler="random", **kwargs)
+
+  def train_input_of(sampler):
+    return make_train_input(split, SamplerSpec(sampler, 16, 4, seed=1), Crops(24),
+                            GrainMode(threads=2))
+
+  train_input = train_input_of("random")
   assert isinstance(train_input.plan.sampler, RandomSampler)
   want = RandomSampler(split.labels, 16, seed=1)
   for step, batch in zip(range(2), train_input):
     assert batch["images"].shape == (16, 24, 24, 3) and batch["images"].dtype == np.uint8
     np.testing.assert_array_equal(batch["labels"], split.labels[want.batch(step)])
-  assert isinstance(make_train_input(split, **kwargs).plan.sampler, ClassBalancedSampler)
+  assert isinstance(train_input_of("class_balanced").plan.sampler, ClassBalancedSampler)
   with pytest.raises(ValueError, match="sampler"):
-    make_train_input(split, sampler="pk", **kwargs)
+    train_input_of("pk")
 
 
 def test_config_names_a_registered_sampler():

@@ -1,5 +1,6 @@
 """Training input: crop distribution, the two modes' agreement, resume, multi-process slicing."""
 
+import dataclasses
 import os
 
 import jax
@@ -8,8 +9,8 @@ import pytest
 import scipy.stats
 from PIL import Image
 
-from pfml_jax.data import (augment_on_device, build_image_cache, make_train_input,
-                           place_cache, read_split)
+from pfml_jax.data import (CachedMode, Crops, GrainMode, SamplerSpec, augment_on_device,
+                           build_image_cache, make_train_input, place_cache, read_split)
 from pfml_jax.data.crops import crop_boxes, crop_variates
 from pfml_jax.training.setup import build, open_train_input
 from tests.colour_images import write_colour_classes
@@ -100,12 +101,12 @@ def test_crop_parameters_match_torchvision():
 
 
 def test_both_modes_crop_the_same_regions(coordinate_split, tmp_path):
-  kwargs = dict(batch_size=32, classes_per_batch=8, image_size=OUT, scale=(0.2, 1.0),
-                interpolation="bilinear", seed=5, threads=2)
-  grain_images, grain_batches = _collect(make_train_input(coordinate_split, mode="grain",
-                                                          **kwargs), 12)
-  cached_input = make_train_input(coordinate_split, mode="cached", cache_size=64,
-                                  cache_dir=str(tmp_path), **kwargs)
+  batches = SamplerSpec("class_balanced", 32, 8, seed=5)
+  crops = Crops(OUT, scale=(0.2, 1.0), interpolation="bilinear")
+  grain_images, grain_batches = _collect(make_train_input(coordinate_split, batches, crops,
+                                                          GrainMode(threads=2)), 12)
+  cached_input = make_train_input(coordinate_split, batches, crops,
+                                  CachedMode(64, str(tmp_path), decode_threads=2))
   cached_images, cached_batches = _collect(cached_input, 12)
   labels = np.concatenate([b["labels"] for b in grain_batches])
   np.testing.assert_array_equal(labels, np.concatenate([b["labels"] for b in cached_batches]))
@@ -128,32 +129,35 @@ def test_both_modes_crop_the_same_regions(coordinate_split, tmp_path):
 
 
 def test_resume_replays_the_same_batches(coordinate_split):
-  kwargs = dict(batch_size=16, classes_per_batch=4, image_size=OUT, seed=1, threads=2)
-  full, _ = _collect(make_train_input(coordinate_split, mode="grain", **kwargs), 6)
-  resumed, _ = _collect(make_train_input(coordinate_split, mode="grain", start_step=4,
-                                         **kwargs), 2)
+  batches, crops = SamplerSpec("class_balanced", 16, 4, seed=1), Crops(OUT)
+  grain = GrainMode(threads=2)
+  full, _ = _collect(make_train_input(coordinate_split, batches, crops, grain), 6)
+  resumed, _ = _collect(make_train_input(coordinate_split, batches, crops, grain, start_step=4),
+                        2)
   np.testing.assert_array_equal(resumed, full[4 * 16:])
-  other_seed, _ = _collect(make_train_input(coordinate_split, mode="grain",
-                                            **{**kwargs, "seed": 2}), 1)
+  other_seed, _ = _collect(make_train_input(
+      coordinate_split, dataclasses.replace(batches, seed=2), crops, grain), 1)
   assert not np.array_equal(other_seed, full[:16])
 
 
 @pytest.mark.parametrize("mode", ["grain", "cached"])
 def test_processes_cover_the_global_batch_exactly_once(coordinate_split, mode, tmp_path):
-  kwargs = dict(batch_size=24, classes_per_batch=6, image_size=OUT, seed=3, mode=mode,
-                threads=1, cache_dir=str(tmp_path))
-  whole = next(iter(make_train_input(coordinate_split, **kwargs)))
-  parts = [next(iter(make_train_input(coordinate_split, process_index=p, process_count=3,
-                                      **kwargs))) for p in range(3)]
+  how = GrainMode(threads=1) if mode == "grain" else CachedMode(cache_dir=str(tmp_path),
+                                                                decode_threads=1)
+  arguments = (coordinate_split, SamplerSpec("class_balanced", 24, 6, seed=3), Crops(OUT), how)
+  whole = next(iter(make_train_input(*arguments)))
+  parts = [next(iter(make_train_input(*arguments, process=(p, 3)))) for p in range(3)]
   assert all(len(part["labels"]) == 8 for part in parts)
   for key in whole:
     np.testing.assert_array_equal(np.concatenate([part[key] for part in parts]), whole[key])
 
 
 def test_grain_worker_processes_give_the_same_batches(coordinate_split):
-  kwargs = dict(batch_size=8, classes_per_batch=4, image_size=OUT, seed=4, mode="grain")
-  in_process, _ = _collect(make_train_input(coordinate_split, threads=0, **kwargs), 3)
-  iterator = iter(make_train_input(coordinate_split, workers=2, threads=1, **kwargs))
+  batches, crops = SamplerSpec("class_balanced", 8, 4, seed=4), Crops(OUT)
+  in_process, _ = _collect(make_train_input(coordinate_split, batches, crops,
+                                            GrainMode(threads=0)), 3)
+  iterator = iter(make_train_input(coordinate_split, batches, crops,
+                                   GrainMode(workers=2, threads=1)))
   with_workers = np.concatenate([next(iterator)["images"] for _ in range(3)])
   np.testing.assert_array_equal(with_workers, in_process)
 
@@ -242,11 +246,11 @@ def test_both_modes_match_torchvision_on_the_original_images(tmp_path, interpola
   """Images within the cache size: grain is torchvision's code path, cached its resampler."""
   sizes = [(90, 60), (48, 96), (72, 72), (37, 23), (64, 80), (100, 70), (17, 41)]
   split = textured_split(tmp_path / "images", sizes)
-  kwargs = dict(batch_size=24, classes_per_batch=8, image_size=OUT, scale=(0.05, 1.0),
-                interpolation=interpolation, seed=7, threads=2)
-  grain_images, _ = _collect(make_train_input(split, mode="grain", **kwargs), 6)
-  cached_input = make_train_input(split, mode="cached", cache_size=128,
-                                  cache_dir=str(tmp_path / "cache"), **kwargs)
+  batches = SamplerSpec("class_balanced", 24, 8, seed=7)
+  crops = Crops(OUT, scale=(0.05, 1.0), interpolation=interpolation)
+  grain_images, _ = _collect(make_train_input(split, batches, crops, GrainMode(threads=2)), 6)
+  cached_input = make_train_input(split, batches, crops,
+                                  CachedMode(128, str(tmp_path / "cache"), decode_threads=2))
   cached_images, batches = _collect(cached_input, 6)
   # Every image is stored at its original pixels, at the top left of a 100 x 100 canvas.
   assert cached_input.cache.images.shape[1:] == (100, 100, 3)
@@ -263,9 +267,9 @@ def test_images_larger_than_the_cache_are_downscaled_with_their_aspect(tmp_path)
   least ~1.5 x the output side in cached pixels) stay within a few grey levels of torchvision's
   crop of the original: the only extra loss is the one-time antialiased downscale."""
   split = textured_split(tmp_path / "images", [(300, 200), (150, 240)])
-  cached_input = make_train_input(split, mode="cached", cache_size=100, batch_size=24,
-                                  classes_per_batch=8, image_size=OUT, scale=(0.5, 1.0),
-                                  interpolation="bicubic", seed=2, cache_dir="")
+  cached_input = make_train_input(split, SamplerSpec("class_balanced", 24, 8, seed=2),
+                                  Crops(OUT, scale=(0.5, 1.0), interpolation="bicubic"),
+                                  CachedMode(cache_size=100, cache_dir=""))
   cache = cached_input.cache
   assert cache.images.shape[1:] == (100, 100, 3)
   expected = {(200, 300): (67, 100), (240, 150): (100, 62)}
@@ -321,11 +325,13 @@ def test_a_valid_cache_file_is_reused_without_decoding(coordinate_split, tmp_pat
 def test_flip_off_mirrors_no_crop_and_on_mirrors_some(coordinate_split, mode, tmp_path):
   """data.flip through both real input paths: the coordinate images are asymmetric (R grows
   left to right), so a mirrored crop shows as a falling R slope."""
-  kwargs = dict(batch_size=32, classes_per_batch=8, image_size=OUT, scale=(0.2, 1.0),
-                seed=5, threads=2, mode=mode, cache_size=64, cache_dir=str(tmp_path))
+  how = (GrainMode(threads=2) if mode == "grain" else
+         CachedMode(64, str(tmp_path), decode_threads=2))
   mirrored = {}
   for flip in (False, True):
-    images, batches = _collect(make_train_input(coordinate_split, flip=flip, **kwargs), 3)
+    images, batches = _collect(make_train_input(
+        coordinate_split, SamplerSpec("class_balanced", 32, 8, seed=5),
+        Crops(OUT, scale=(0.2, 1.0), flip=flip), how), 3)
     mirrored[flip] = recover_boxes(images)[:, 4].astype(bool)
     if mode == "cached":
       np.testing.assert_array_equal(np.concatenate([b["flips"] for b in batches]),

@@ -7,7 +7,7 @@ import pytest
 
 from pfml_jax.evaluation import field_forces
 from pfml_jax.losses.dense_field import dense_energy
-from pfml_jax.losses.potential_energy import potential_energy
+from pfml_jax.losses.potential_energy import EnergyExecution, potential_energy
 from pfml_jax.losses.potentials import FieldParams
 
 ALPHA, DELTA_ATT, DELTA_REP = 3.0, 0.7, 0.9  # wide radii: every component carries force
@@ -88,7 +88,8 @@ def test_components_sum_to_jax_gradient_of_pfml_energy(proxy_self_attraction):
     return potential_energy(emb, jnp.asarray(labels[~is_proxy]), prox,
                             jnp.asarray(labels[is_proxy]), alpha=ALPHA, delta_att=DELTA_ATT,
                             delta_rep=DELTA_REP, normalize_proxies=normalize_proxies,
-                            proxy_self_attraction=proxy_self_attraction, method="dense")
+                            proxy_self_attraction=proxy_self_attraction,
+                            execution=EnergyExecution("dense"))
 
   # The loss normalises unit inputs: its gradient is the tangent part of the forces.
   tangent = total - np.sum(total * points, 1, keepdims=True) * points

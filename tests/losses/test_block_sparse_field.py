@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfml_jax.losses import potential_energy
+from pfml_jax.losses import EnergyExecution, potential_energy
 from pfml_jax.losses.block_sparse_field import BlockLayout, block_sparse_energy_and_grad
 from pfml_jax.losses.dense_field import dense_energy
 from pfml_jax.losses.potentials import FieldParams
@@ -65,13 +65,16 @@ def test_layout_pads_little():
   assert sharded.padded_size % 8 == 0 and sharded.padded_size >= 1000
 
 
-def sharded_energy_and_grads(device_mesh, embeddings, labels, proxies, proxy_labels, **kwargs):
-  """Energy and gradients with the proxies split over the mesh's 'data' axis."""
+def sharded_energy_and_grads(device_mesh, embeddings, labels, proxies, proxy_labels, mesh=None,
+                             **field):
+  """Energy and gradients with the proxies split over the mesh's 'data' axis (the pair rows
+  too when ``mesh`` is given)."""
+  execution = EnergyExecution("block_sparse", mesh=mesh)
   proxy_sharding = jax.NamedSharding(device_mesh, jax.P("data"))
   replicated = jax.NamedSharding(device_mesh, jax.P())
   fn = jax.jit(jax.value_and_grad(
-      lambda e, p: potential_energy(e, labels, p, proxy_labels, method="block_sparse",
-                                    **kwargs), argnums=(0, 1)),
+      lambda e, p: potential_energy(e, labels, p, proxy_labels, execution=execution, **field),
+      argnums=(0, 1)),
                in_shardings=(replicated, proxy_sharding),
                out_shardings=(replicated, (replicated, proxy_sharding)))
   energy, (grad_emb, grad_prox) = fn(embeddings, proxies)
@@ -85,7 +88,8 @@ def test_sharded_over_eight_devices_equals_one(explicit_mesh):
   embeddings, labels, proxies, proxy_labels = clustered_points(rng, 40, 20, 4, 16)
   mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
   single = jax.jit(jax.value_and_grad(
-      lambda e, p: potential_energy(e, labels, p, proxy_labels, method="block_sparse"),
+      lambda e, p: potential_energy(e, labels, p, proxy_labels,
+                                    execution=EnergyExecution("block_sparse")),
       argnums=(0, 1)))
   energy, (grad_emb, grad_prox) = single(embeddings, proxies)
   kwargs = dict(mesh=mesh) if explicit_mesh else {}
@@ -103,7 +107,8 @@ def test_unnormalised_proxy_close_to_an_embedding_is_not_missed():
   proxy_labels = (labels[:10] + 1) % 5
   grads = lambda method: jax.value_and_grad(
       lambda e, p: potential_energy(e, labels, p, proxy_labels, normalize_proxies=False,
-                                    method=method), argnums=(0, 1))(embeddings, proxies)
+                                    execution=EnergyExecution(method)),
+      argnums=(0, 1))(embeddings, proxies)
   (want, want_grads), (got, got_grads) = grads("dense"), grads("block_sparse")
   assert float(got) == pytest.approx(float(want), rel=1e-6)
   # The unnormalised proxies' gradients (the embeddings' are dominated by a radial force that

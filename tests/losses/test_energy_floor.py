@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from pfml_jax.losses import energy_floor, make_loss, potential_energy
+from pfml_jax.losses import EnergyExecution, energy_floor, make_loss, potential_energy
 from tests.losses import field_reference
 
 FIELD = dict(alpha=3.0, delta_att=0.15, delta_rep=0.25)
@@ -82,7 +82,7 @@ def test_floor_is_reached_by_a_settled_field(method, self_attraction):
 
   switch = dict(FIELD, proxy_self_attraction=self_attraction)
   energy = potential_energy(settled(labels), labels, settled(proxy_labels), proxy_labels,
-                            method=method, **switch)
+                            execution=EnergyExecution(method), **switch)
   floor = energy_floor(labels, proxy_labels, **switch)
   assert float(energy) == pytest.approx(float(floor), rel=1e-6)
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfml_jax.losses import pallas_field, potential_energy
+from pfml_jax.losses import EnergyExecution, pallas_field, potential_energy
 from pfml_jax.losses.potentials import (FieldParams, clamped_distance, pair_potential,
                                         pair_weight, screen_threshold)
 from tests.losses import field_reference
@@ -147,11 +147,14 @@ def test_collapsed_points_are_exact(method):
   assert_matches_reference(got, want)
 
 
-def energy_and_grads(embeddings, labels, proxies, proxy_labels, **kwargs):
-  if kwargs["method"] != "dense":
-    kwargs["interpret"] = True
+def energy_and_grads(embeddings, labels, proxies, proxy_labels, method,
+                     kernel_config=pallas_field.DEFAULT_CONFIG, **field):
+  """U and its gradients on ``method``'s path (the kernels in Pallas' interpreter)."""
+  execution = (EnergyExecution("dense") if method == "dense" else
+               EnergyExecution(method, kernel_config=kernel_config, interpret=True))
   fn = jax.jit(jax.value_and_grad(
-      lambda e, p: potential_energy(e, labels, p, proxy_labels, **kwargs), argnums=(0, 1)))
+      lambda e, p: potential_energy(e, labels, p, proxy_labels, execution=execution, **field),
+      argnums=(0, 1)))
   energy, (grad_emb, grad_prox) = fn(embeddings, proxies)
   return float(energy), np.asarray(grad_emb), np.asarray(grad_prox)
 
@@ -164,8 +167,8 @@ def test_sharded_over_eight_devices_matches_float64():
   proxy_sharding = jax.NamedSharding(mesh, jax.P("data"))
   replicated = jax.NamedSharding(mesh, jax.P())
   fn = jax.jit(jax.value_and_grad(
-      lambda e, p: potential_energy(e, labels, p, proxy_labels, method="pallas", mesh=mesh,
-                                    kernel_config=SPLIT_TAIL, interpret=True),
+      lambda e, p: potential_energy(e, labels, p, proxy_labels, execution=EnergyExecution(
+          "pallas", mesh=mesh, kernel_config=SPLIT_TAIL, interpret=True)),
       argnums=(0, 1)), in_shardings=(replicated, proxy_sharding),
       out_shardings=(replicated, (replicated, proxy_sharding)))
   energy, (grad_emb, grad_prox) = fn(embeddings, proxies)
@@ -176,7 +179,7 @@ def test_sharded_over_eight_devices_matches_float64():
 def test_kernel_methods_need_cuda_or_the_interpreter():
   points = jnp.eye(4, 3)
   with pytest.raises(ValueError, match="CUDA"):
-    potential_energy(points, jnp.arange(4), method="pallas")
+    potential_energy(points, jnp.arange(4), execution=EnergyExecution("pallas"))
 
 
 def test_bad_kernel_config_is_named():

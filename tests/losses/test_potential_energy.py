@@ -5,16 +5,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfml_jax.losses import potential_energy
+from pfml_jax.losses import EnergyExecution, potential_energy
 from tests.losses import field_reference
 from tests.losses.field_cases import assert_matches_reference, clustered_points
 
 METHODS = ["dense", "block_sparse"]
 
 
-def energy_and_grads(embeddings, labels, proxies, proxy_labels, **kwargs):
+def energy_and_grads(embeddings, labels, proxies, proxy_labels, method="auto", **field):
+  """U and its gradients on ``method``'s path; ``field``: the energy's constants and options."""
+  execution = EnergyExecution(method)
   fn = jax.jit(jax.value_and_grad(
-      lambda e, p: potential_energy(e, labels, p, proxy_labels, **kwargs), argnums=(0, 1)))
+      lambda e, p: potential_energy(e, labels, p, proxy_labels, execution=execution, **field),
+      argnums=(0, 1)))
   energy, (grad_emb, grad_prox) = fn(embeddings, proxies)
   return float(energy), np.asarray(grad_emb), np.asarray(grad_prox)
 
@@ -146,11 +149,13 @@ def test_coincident_points_are_finite(method):
 def test_bfloat16_inputs_give_float32(method):
   rng = np.random.default_rng(5)
   embeddings, labels, proxies, proxy_labels = clustered_points(rng, 16, 4, 2, 8)
+  execution = EnergyExecution(method)
   energy = potential_energy(jnp.asarray(embeddings, jnp.bfloat16), labels,
-                            jnp.asarray(proxies, jnp.bfloat16), proxy_labels, method=method)
+                            jnp.asarray(proxies, jnp.bfloat16), proxy_labels, execution=execution)
   assert energy.dtype == jnp.float32
   grad = jax.grad(lambda e: potential_energy(e, labels, jnp.asarray(proxies), proxy_labels,
-                                             method=method))(jnp.asarray(embeddings, jnp.bfloat16))
+                                             execution=execution))(
+                                                 jnp.asarray(embeddings, jnp.bfloat16))
   assert grad.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(grad, np.float32)))
 
 
@@ -175,7 +180,7 @@ def test_auto_method_agrees_with_dense():
 
 
 @pytest.mark.parametrize("bad", [dict(alpha=0.0), dict(delta_att=-1.0), dict(delta_rep=np.nan),
-                                 dict(method="fast")])
+                                 dict(execution=EnergyExecution("fast"))])
 def test_bad_arguments_name_the_problem(bad):
   name = next(iter(bad))
   with pytest.raises(ValueError, match=name):
