@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   """The defaults: PFML with ResNet-50 on CUB-200-2011."""
   config = ml_collections.ConfigDict()
   config.seed = 0  # model init, proxies, batches and augmentation are all derived from it
-  config.recipe = "pfml"  # the recipe experiments.py applied (recorded; see README)
+  config.recipe = "pfml"  # the recipe experiments.py applied (recorded; docs/configs.md)
 
   config.data = ml_collections.ConfigDict()
   config.data.name = "cub200"  # cub200 | cars196 | sop | image_folder | demo (+ "_tfds" forms)

@@ -35,7 +35,7 @@ from pfml_jax.user_errors import ConfigError
 REGIMES = ("scratch", "pretrained")
 GLYPH_BACKBONE = os.path.join(os.path.dirname(__file__), "data", "demo_assets",
                               "glyph_backbone.safetensors")
-EPOCHS = 8  # about 1 minute per run on a 2-core CPU (the README lists measured runs)
+EPOCHS = 8  # about 1 minute per run on a 2-core CPU (docs/configs.md lists measured runs)
 VALIDATIONS = 2  # validation passes per run: at half-way and at the end
 # From scratch PFML's delta_att = delta_rep: the best mean validation Recall@1 of the study
 # small_scratch_tuning, delta 0.2-0.8 x M 2, 15: 83.6 +- 1.7 at M = 15 (0.5: 83.3, 0.7: 81.2).
