@@ -184,8 +184,14 @@ def _unknown_override_message(argv) -> str | None:
     config.keys()  # raises when the file could not be loaded
   except Exception:  # pylint: disable=broad-except
     return None  # the config file itself fails: not a mistyped override
+  return unknown_override_message(config, argv)
+
+
+def unknown_override_message(config, arguments: Sequence[str]) -> str | None:
+  """``config has no field ...; did you mean ...`` for the first ``--config.<field>=<value>``
+  of ``arguments`` that names no field of ``config``; None when all do."""
   fields = _field_paths(config)
-  for arg in argv:
+  for arg in arguments:
     match = _OVERRIDE.match(arg)
     if not match or "[" in match.group(1):
       continue

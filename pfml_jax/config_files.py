@@ -28,3 +28,13 @@ def config_file(config: str) -> str:
     return config
   candidate = shipped.joinpath(*parts[1:])
   return str(candidate) + sep + recipe if candidate.is_file() else config
+
+
+def load_config(config: str):
+  """The ConfigDict of ``FILE[:RECIPE]`` (``get_config(RECIPE)``, or ``get_config()``), as
+  ``--config`` loads it, without overrides."""
+  file, _, recipe = config_file(config).partition(":")
+  spec = importlib.util.spec_from_file_location(f"_config_{Path(file).stem}", file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(recipe) if recipe else module.get_config()

@@ -27,8 +27,8 @@ from typing import Sequence
 
 from absl import flags
 
-from pfml_jax.command_line import fail, parse_subcommand
-from pfml_jax.config_files import config_file
+from pfml_jax.command_line import fail, parse_subcommand, unknown_override_message
+from pfml_jax.config_files import config_file, load_config
 from pfml_jax.study import emit as emit_lib
 from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.aggregate import aggregate
@@ -192,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       if overrides:
         raise UserInputError(f"aggregate takes no config flags, got {' '.join(overrides)}.")
       return _aggregate(study, args)
+    _check_fields(study, overrides)
     site = Site(args.data_root, args.weights_dir, overrides)
     if command == "run":
       return _run(study, site, args)
@@ -199,6 +200,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   except UserInputError as error:
     fail(str(error))
   return 2
+
+
+def _check_fields(study: Study, overrides: Sequence[str]) -> None:
+  """Every field the cells sweep and the ``--config.<field>=<value>`` flags set exists in each
+  cell's config: a mistyped one is one error before any run starts."""
+  for config in dict.fromkeys(cell.config for cell in study.cells):
+    cells = [cell for cell in study.cells if cell.config == config]
+    swept = {f"--config.{field}=" for cell in cells for field, _ in cell.overrides}
+    message = unknown_override_message(load_config(config), [*swept, *overrides])
+    if message:
+      raise UserInputError(f"{message} (in {config})")
 
 
 def _run(study: Study, site: Site, args: flags.FlagValues) -> int:

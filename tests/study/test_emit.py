@@ -117,6 +117,11 @@ def test_bad_input_is_one_error_line(tmp_path, capsys):
       (["aggregate", f"--workdir={tmp_path}"], "no study.json"),
       (["run", "alpha", "--workdir=w", "--parallel=0"], "--parallel"),
       (["emit", "alpha", "--emit=commands", "--workdir=w", "--bogus=1"], "--bogus"),
+      # A mistyped field, swept or set for every run: one error before any run starts.
+      (["run", "--config=configs/demo.py", "--config.optim.lr=1", "--workdir=w"],
+       "config has no field 'optim.lr'; did you mean: optim.learning_rate"),
+      (["emit", "--config=configs/demo.py", "--sweep=loss.pfml.alhpa=1,2", "--emit=commands",
+        "--workdir=w"], "config has no field 'loss.pfml.alhpa'"),
   ]
   for args, expected in cases:
     status, _, err = study_cli(capsys, *args)
