@@ -145,6 +145,10 @@ def augment_on_device(cache: jax.Array, indices: jax.Array, boxes: jax.Array,
                       cache_axis: str | None = None) -> jax.Array:
   """Random-resized crops of cached images, on the accelerator.
 
+  Nine parameters on purpose: the five arrays a cached-mode batch carries, and the four that
+  jit takes as static (output side, filter, and the cache's placement ``mesh``/``cache_axis``,
+  as ``place_cache`` placed it); grouping them would only rename the batch's own keys.
+
   Args:
     cache: (N, R, R, 3) uint8 from ``place_cache``.
     indices: (B,) int32 rows of the batch's images.

@@ -80,6 +80,10 @@ def eval_batches(split: Split, *, batch_size: int, image_size: int, resize_size:
                  process_count: int = 1, workers: int = 0, threads: int = 4) -> EvalInput:
   """Padded evaluation batches of ``split`` (global ``batch_size``, split over processes).
 
+  Nine parameters on purpose: the split, the evaluation transform (batch, crop side, resize
+  side, filter), this process's share (index, count) and the decoding (workers, threads), all
+  keywords that its one caller, the evaluator, passes by name.
+
   Yields ``{"images": uint8 (B_local, S, S, 3), "labels": int32, "mask": bool,
   "index": int32}`` with ``index`` the row of the image in the split.
   """

@@ -84,8 +84,9 @@ def potential_energy(embeddings: jnp.ndarray, labels: jnp.ndarray,
                      execution: EnergyExecution = EnergyExecution()) -> jnp.ndarray:
   """PFML's total potential energy; a float32 scalar, differentiable in embeddings and proxies.
 
-  The mathematics are keywords in the paper's notation (alpha, delta_att, delta_rep) plus the
-  energy's two options; how it runs is one argument, ``execution``.
+  Ten parameters, for a reason: the mathematics are keywords in the paper's notation (alpha,
+  delta_att, delta_rep, as Eq. 6 writes them) plus the energy's two options, so a call reads
+  like the paper; how it runs is one argument, ``execution``.
 
   Args:
     embeddings: (B, D) float32 or bfloat16; L2-normalised here.

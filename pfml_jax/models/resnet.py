@@ -60,7 +60,12 @@ class NormOptions:
 def conv_bn(x: jnp.ndarray, train: bool, options: NormOptions, features: int, kernel_size: int,
             strides: int, names: tuple[str, str], activate: bool = True,
             residual: jnp.ndarray | None = None) -> jnp.ndarray:
-  """Conv -> BatchNorm [+ residual] [-> ReLU], as submodules ``names`` of the calling module."""
+  """Conv -> BatchNorm [+ residual] [-> ReLU], as submodules ``names`` of the calling module.
+
+  Nine parameters on purpose: what the network shares is grouped in ``options``; the rest is
+  this layer's own (input, mode, width, kernel, stride, names, activation, residual), as a
+  Flax layer's constructor and call would take them.
+  """
   conv = Conv(features, kernel_size, strides, options.dtype, name=names[0])
   norm = BatchNorm(frozen=options.frozen, relu=activate, implementation=options.implementation,
                    dtype=options.dtype, name=names[1])

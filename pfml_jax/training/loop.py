@@ -84,7 +84,10 @@ def train_loop(state, *, step_runner: StepRunner, batches: Iterable[dict], start
                evaluate: Callable[[Any, int], dict]) -> LoopEnd:
   """Runs steps ``start_step`` .. ``cadence.total_steps - 1``.
 
-  ``checkpoints`` is the run's one channel to its checkpoints (``run_checkpoints.py``):
+  Nine parameters, each its own concern (the state; how a step runs; the batches and where
+  they start; when to log, evaluate and save; the rates' denominators; where metrics, states
+  and evaluations go). ``checkpoints`` is the run's one channel to its checkpoints
+  (``run_checkpoints.py``):
   ``save(step, state, metrics)`` starts one; ``evaluate(state, step)`` returns the metrics
   that rank it. ``length`` gives the batch size and epoch length of the logged rates. Returns
   at the end, or after saving on an agreed SIGTERM or SIGINT.
