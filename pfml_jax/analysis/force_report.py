@@ -14,7 +14,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from pfml_jax import data as data_lib
 from pfml_jax.data.run_splits import read_split
 from pfml_jax.evaluation.evaluator import make_evaluator
 from pfml_jax.evaluation.field_forces import field_report
@@ -22,6 +21,7 @@ from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.losses import LOSSES
 from pfml_jax.losses.potentials import FieldParams
 from pfml_jax.parallel import mesh as mesh_lib
+from pfml_jax.settings import derived
 from pfml_jax.training import setup as setup_lib
 from pfml_jax.user_errors import EXIT_STATUS, MissingFileError, UserInputError
 
@@ -73,10 +73,7 @@ def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str
   config, step, embeddings, labels, proxies, proxy_labels = _run_points(workdir, checkpoint,
                                                                         split, at_init)
   field, options, source = _field_settings(config)
-  batch_size = config.data.classes_per_batch * config.data.images_per_class
-  sampler = data_lib.make_sampler(config.data.sampler, labels, batch_size=batch_size,
-                                  classes_per_batch=config.data.classes_per_batch,
-                                  seed=config.seed)
+  sampler = derived(config).sampler.build(labels)
   first = max(step - batches, 0)
   report = field_report(embeddings, labels, proxies if len(proxies) else None, proxy_labels,
                         field, **options,

@@ -1,4 +1,5 @@
-"""Checks a config before anything is built: each error names the field and what to set."""
+"""Every check of a config, each written once, before any data is read: each error names the
+field and what to set."""
 
 import re
 
@@ -10,10 +11,13 @@ from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES
 from pfml_jax.models import BACKBONES
 from pfml_jax.models.embedding import HEAD_INITS, OUTPUT_NORMS
-from pfml_jax.training.proxy_init import PROXY_INITS
 from pfml_jax.user_errors import ConfigError
 
 PROTOCOLS = ("paper", "validated")
+PROXY_INITS = ("random", "class_mean")  # the schemes of training/proxy_init.py
+SCHEDULES = ("constant", "cosine", "step")  # the shapes of training/optimizer.py
+CLIPS = ("adaptive", "none", "norm", "value")
+WEIGHT_DECAY_STYLES = ("decoupled", "coupled")
 
 _SELECTION = re.compile(r"recall@(\d+)|map@r|r_precision")
 
@@ -103,6 +107,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
   for name in config.loss:
     _require(name in ("name", "proxy_init") or name in LOSSES, f"loss.{name}",
              f"no such loss; the loss blocks are {sorted(LOSSES)}.")
+  _validate_proxies_per_class(config.loss)
   _require(config.loss.proxy_init in PROXY_INITS, "loss.proxy_init",
            f"must be one of {PROXY_INITS}, got {config.loss.proxy_init!r}.")
   _require(config.loss.proxy_init == "random" or
@@ -111,6 +116,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
            "without any (proxies_per_class 0): use 'random'.")
   _checked("data.crop_scale / data.crop_ratio", checks.crop_ranges, data.crop_scale,
            data.crop_ratio)
+  _validate_optimizer(optim)
   _require(optim.learning_rate > 0, "optim.learning_rate",
            f"must be > 0, got {optim.learning_rate}.")
   for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "loss_params_lr_mult",
@@ -133,6 +139,25 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
                "log_every_steps", "eval.batch_size"):
     value = config[name.split(".")[0]][name.split(".")[1]] if "." in name else config[name]
     _require(value > 0, name, f"must be > 0, got {value}.")
+
+
+def _validate_optimizer(optim: ml_collections.ConfigDict) -> None:
+  """The optimizer's choices by name (the rates and decays are checked with the numbers)."""
+  if optim.schedule not in SCHEDULES:
+    raise ConfigError(f"optim.schedule must be constant, cosine or step, got {optim.schedule!r}.")
+  if optim.clip not in CLIPS:
+    raise ConfigError(f"optim.clip must be one of {sorted(CLIPS)}, got {optim.clip!r}.")
+  if optim.weight_decay_style not in WEIGHT_DECAY_STYLES:
+    raise ConfigError(f"optim.weight_decay_style must be one of {list(WEIGHT_DECAY_STYLES)}, "
+                      f"got {optim.weight_decay_style!r}.")
+
+
+def _validate_proxies_per_class(loss: ml_collections.ConfigDict) -> None:
+  """A proxy-free loss's block must leave proxies_per_class 0 (the registry checks the rest)."""
+  per_class = loss[loss.name].proxies_per_class
+  if LOSSES[loss.name].proxies_per_class == 0 and per_class:
+    raise ConfigError(f"config.loss.{loss.name}.proxies_per_class: loss {loss.name!r} uses no "
+                      f"proxies; leave it 0, got {per_class}.")
 
 
 def validate_training_split(config: ml_collections.ConfigDict, train_classes: int) -> None:
