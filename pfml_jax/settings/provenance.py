@@ -13,7 +13,6 @@ small_experiments.py and the file itself.
 
 import contextlib
 import functools
-import importlib.util
 import io
 import os
 import re
@@ -22,6 +21,8 @@ import tokenize
 from collections.abc import Iterator, Mapping
 
 import ml_collections
+
+from pfml_jax.settings.config_files import load_config_file
 
 FLAG = "flag"
 # (prefix of a bracketed comment, tag): the first bracket that starts with a prefix names the
@@ -48,14 +49,11 @@ def tag_of(comment: str) -> str | None:
 def config_sources(config_argument: str, overrides: Mapping[str, object] = ()) -> dict[str, str]:
   """The source of every field (dotted path) of the config ``--config=config_argument`` gives
   (``FILE`` or ``FILE:ARGUMENT``), with the ``overrides`` paths marked ``flag``."""
-  path, colon, argument = config_argument.partition(":")
-  spec = importlib.util.spec_from_file_location("config_with_sources", path)
-  module = importlib.util.module_from_spec(spec)
   sites: dict[tuple[int, str], Site] = {}
   with _recorded_assignments(sites):
-    spec.loader.exec_module(module)
-    config = module.get_config(argument) if colon else module.get_config()
-  sources = {field: _source(sites.get((id(parent), key))) for field, parent, key in leaves(config)}
+    config = load_config_file(config_argument)
+  sources = {field: _source(sites.get((id(parent), key)))
+             for field, parent, key in leaves(config)}
   sources.update({field: FLAG for field in overrides})
   return sources
 
