@@ -8,9 +8,9 @@ import ml_collections
 
 from pfml_jax import checks
 from pfml_jax.data.sampler import SAMPLERS
-from pfml_jax.losses import LOSSES
+from pfml_jax.losses import LOSSES, make_loss
 from pfml_jax.models import BACKBONES
-from pfml_jax.models.embedding import HEAD_INITS, OUTPUT_NORMS
+from pfml_jax.models.embedding import check_head
 from pfml_jax.user_errors import ConfigError
 
 PROTOCOLS = ("paper", "validated")
@@ -93,10 +93,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
   _require(config.eval.protocol != "validated" or data.val_classes > 0, "data.val_classes",
            "eval.protocol='validated' selects the checkpoint on held-out training classes: "
            f"set data.val_classes > 0 (got {data.val_classes}), or use eval.protocol='paper'.")
-  _require(model.head_init in HEAD_INITS, "model.head_init",
-           f"must be one of {sorted(HEAD_INITS)}, got {model.head_init!r}.")
-  _require(model.embedding_norm in OUTPUT_NORMS, "model.embedding_norm",
-           f"must be one of {sorted(OUTPUT_NORMS)}, got {model.embedding_norm!r}.")
+  _checked("model.head_init / embedding_norm", check_head, model.head_init,
+           model.embedding_norm)
   _require(model.eval_resize == 0 or model.eval_resize >= BACKBONES[model.backbone].image_size,
            "model.eval_resize", f"must be 0 (the backbone's) or >= the crop size "
            f"{BACKBONES[model.backbone].image_size}, got {model.eval_resize}.")
@@ -107,7 +105,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
   for name in config.loss:
     _require(name in ("name", "proxy_init") or name in LOSSES, f"loss.{name}",
              f"no such loss; the loss blocks are {sorted(LOSSES)}.")
-  _validate_proxies_per_class(config.loss)
+  _checked(f"loss.{config.loss.name}", _check_loss_settings, config.loss)
   _require(config.loss.proxy_init in PROXY_INITS, "loss.proxy_init",
            f"must be one of {PROXY_INITS}, got {config.loss.proxy_init!r}.")
   _require(config.loss.proxy_init == "random" or
@@ -152,12 +150,10 @@ def _validate_optimizer(optim: ml_collections.ConfigDict) -> None:
                       f"got {optim.weight_decay_style!r}.")
 
 
-def _validate_proxies_per_class(loss: ml_collections.ConfigDict) -> None:
-  """A proxy-free loss's block must leave proxies_per_class 0 (the registry checks the rest)."""
-  per_class = loss[loss.name].proxies_per_class
-  if LOSSES[loss.name].proxies_per_class == 0 and per_class:
-    raise ConfigError(f"config.loss.{loss.name}.proxies_per_class: loss {loss.name!r} uses no "
-                      f"proxies; leave it 0, got {per_class}.")
+def _check_loss_settings(loss: ml_collections.ConfigDict) -> None:
+  """Raises the registry's ConfigError for bad settings of the chosen loss (hyperparameters,
+  proxies_per_class), before any data is read."""
+  make_loss(loss.name, **loss[loss.name])
 
 
 def validate_training_split(config: ml_collections.ConfigDict, train_classes: int) -> None:

@@ -18,7 +18,7 @@ from pfml_jax.data.run_splits import read_splits
 from pfml_jax.data.split import Split
 from pfml_jax.evaluation.embedder import Embedder, build_embedder
 from pfml_jax.evaluation.evaluator import Evaluator, make_evaluator
-from pfml_jax.losses import LOSSES, Loss, make_loss
+from pfml_jax.losses import Loss, make_loss
 from pfml_jax.models import load_pretrained
 from pfml_jax.parallel import mesh as mesh_lib
 from pfml_jax.settings import RunLength, RunSettings, resolve
@@ -59,17 +59,7 @@ class TrainSetup:
 
 def make_configured_loss(config: ml_collections.ConfigDict) -> Loss:
   """The loss of ``config.loss.name`` with its settings block ``config.loss.<name>``."""
-  return make_loss(config.loss.name, **_loss_arguments(config))
-
-
-def _loss_arguments(config):
-  """The settings block of the chosen loss (``config.loss.<name>``) as make_loss arguments
-  (a proxy-free loss's proxies_per_class, 0 by settings/validation.py, is left out)."""
-  arguments = dict(config.loss[config.loss.name])
-  per_class = arguments.pop("proxies_per_class")
-  if LOSSES[config.loss.name].proxies_per_class > 0:
-    arguments["proxies_per_class"] = per_class
-  return arguments
+  return make_loss(config.loss.name, **config.loss[config.loss.name])
 
 
 def build(config: ml_collections.ConfigDict, splits=None, platform: str | None = None,
@@ -80,7 +70,7 @@ def build(config: ml_collections.ConfigDict, splits=None, platform: str | None =
   (attention, the energy's path) follow the mesh's devices, or ``platform`` (to export for
   another)."""
   settings = resolve(config, None if devices is None else len(devices))
-  configured_loss = make_configured_loss(config)  # bad loss settings fail before any I/O
+  configured_loss = make_configured_loss(config)
   mesh = mesh_lib.make_mesh(config.mesh, devices)
   train, val, test = splits or read_splits(config)
   platform = platform or mesh_lib.platform(mesh)
