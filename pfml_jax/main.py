@@ -74,6 +74,7 @@ def main(argv):
   try:
     config = command_line.loaded_config()
     if FLAGS.dry_run:
+      command_line.quiet_terminal()
       sources = provenance.config_sources(FLAGS["config"].config_filename,
                                           FLAGS["config"].override_values)
       print(dry_run_report(config, sources), flush=True)
