@@ -16,7 +16,7 @@ from pfml_jax.user_errors import ConfigError
 PROTOCOLS = ("paper", "validated")
 PROXY_INITS = ("random", "class_mean")  # the schemes of training/proxy_init.py
 SCHEDULES = ("constant", "cosine", "step")  # the shapes of training/optimizer.py
-CLIPS = ("adaptive", "none", "norm", "value")
+CLIPS = ("adaptive", "none", "norm", "value")  # the clippings of training/optimizer.py
 WEIGHT_DECAY_STYLES = ("decoupled", "coupled")
 
 _SELECTION = re.compile(r"recall@(\d+)|map@r|r_precision")
@@ -28,7 +28,8 @@ def _require(condition: bool, field: str, message: str) -> None:
 
 
 def _checked(field: str, check, *args) -> None:
-  """Runs a shared check of ``pfml_jax.checks``, its error prefixed with the config field."""
+  """Runs a check shared with the code that uses the values (``pfml_jax.checks``, the loss
+  registry, the embedding model), its error prefixed with the config field."""
   try:
     check(*args)
   except ConfigError as error:
@@ -141,13 +142,11 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
 
 def _validate_optimizer(optim: ml_collections.ConfigDict) -> None:
   """The optimizer's choices by name (the rates and decays are checked with the numbers)."""
-  if optim.schedule not in SCHEDULES:
-    raise ConfigError(f"optim.schedule must be constant, cosine or step, got {optim.schedule!r}.")
-  if optim.clip not in CLIPS:
-    raise ConfigError(f"optim.clip must be one of {sorted(CLIPS)}, got {optim.clip!r}.")
-  if optim.weight_decay_style not in WEIGHT_DECAY_STYLES:
-    raise ConfigError(f"optim.weight_decay_style must be one of {list(WEIGHT_DECAY_STYLES)}, "
-                      f"got {optim.weight_decay_style!r}.")
+  _require(optim.schedule in SCHEDULES, "optim.schedule",
+           f"must be one of {list(SCHEDULES)}, got {optim.schedule!r}.")
+  _require(optim.clip in CLIPS, "optim.clip", f"must be one of {list(CLIPS)}, got {optim.clip!r}.")
+  _require(optim.weight_decay_style in WEIGHT_DECAY_STYLES, "optim.weight_decay_style",
+           f"must be one of {list(WEIGHT_DECAY_STYLES)}, got {optim.weight_decay_style!r}.")
 
 
 def _check_loss_settings(loss: ml_collections.ConfigDict) -> None:
