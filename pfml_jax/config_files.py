@@ -4,6 +4,7 @@ from the repository's ``configs/``: pyproject.toml), so the shipped configs work
 folder once the package is installed."""
 
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 SHIPPED_FOLDER = "configs"  # how commands and studies name the shipped configs
@@ -30,11 +31,16 @@ def config_file(config: str) -> str:
   return str(candidate) + sep + recipe if candidate.is_file() else config
 
 
-def load_config(config: str):
+def load_config(config: str, overrides: Mapping[str, object] | None = None):
   """The ConfigDict of ``FILE[:RECIPE]`` (``get_config(RECIPE)``, or ``get_config()``), as
-  ``--config`` loads it, without overrides."""
+  ``--config`` loads it, with ``overrides`` (dotted field -> value) applied as
+  ``--config.<field>=<value>`` would."""
   file, _, recipe = config_file(config).partition(":")
   spec = importlib.util.spec_from_file_location(f"_config_{Path(file).stem}", file)
+  if spec is None:
+    raise FileNotFoundError(f"{file}: not a Python config file")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config(recipe) if recipe else module.get_config()
+  loaded = module.get_config(recipe) if recipe else module.get_config()
+  loaded.update_from_flattened_dict(dict(overrides or {}))
+  return loaded

@@ -18,6 +18,8 @@ Recipes:
     protocol with HIST's loss).
 """
 
+import dataclasses
+
 import ml_collections
 
 from pfml_jax import default_config
@@ -35,12 +37,30 @@ _PA_COMMANDS = {
     ("bninception", "sop"): (180, 1, 20),
 }
 _PA_EPOCHS = 60  # [PA: --epochs default]
-# HIST's README commands (ResNet-50; BN-Inception reuses them [our choice]), by dataset:
-# (--lr, --lr-ds, --lr-hgnn-factor, --weight-decay, --lr-decay-step, --epochs, --tau, --alpha).
+
+
+@dataclasses.dataclass(frozen=True)
+class _HistCommand:
+  """The flags of one of HIST's README commands (each field is the flag of the same name)."""
+
+  lr: float  # --lr
+  lr_ds: float  # --lr-ds: the class distributions' rate
+  lr_hgnn_factor: float  # --lr-hgnn-factor: the HGNN's rate, a multiple of --lr
+  weight_decay: float  # --weight-decay
+  lr_decay_step: int  # --lr-decay-step, in epochs
+  epochs: int  # --epochs
+  tau: float  # --tau
+  alpha: float  # --alpha
+
+
+# HIST's README commands (ResNet-50; BN-Inception reuses them [our choice]), by dataset.
 _HIST_COMMANDS = {
-    "cub200": (1.2e-4, 1e-1, 5.0, 5e-5, 5, 40, 32.0, 1.1),
-    "cars196": (1e-4, 1e-1, 10.0, 1e-4, 10, 50, 32.0, 0.9),
-    "sop": (1e-4, 1e-2, 10.0, 1e-4, 10, 60, 16.0, 2.0),
+    "cub200": _HistCommand(lr=1.2e-4, lr_ds=1e-1, lr_hgnn_factor=5.0, weight_decay=5e-5,
+                           lr_decay_step=5, epochs=40, tau=32.0, alpha=1.1),
+    "cars196": _HistCommand(lr=1e-4, lr_ds=1e-1, lr_hgnn_factor=10.0, weight_decay=1e-4,
+                            lr_decay_step=10, epochs=50, tau=32.0, alpha=0.9),
+    "sop": _HistCommand(lr=1e-4, lr_ds=1e-2, lr_hgnn_factor=10.0, weight_decay=1e-4,
+                        lr_decay_step=10, epochs=60, tau=16.0, alpha=2.0),
 }
 _HIST_WARM = 1  # [HIST: --warm default]
 
@@ -160,28 +180,29 @@ def _pa_recipe(config, backbone, dataset, loss):
 
 def _hist_recipe(config, dataset):
   """HIST's train.py with its README command for ``dataset`` on a CNN."""
-  lr, lr_ds, hgnn_factor, weight_decay, decay_step, epochs, tau, alpha = _HIST_COMMANDS[dataset]
+  command = _HIST_COMMANDS[dataset]
   config.model.pooling = "avg+max"  # GAP + GMP, summed [HIST: --add-gmp 1]
   config.model.head_init = "kaiming_fan_out"  # [HIST net/resnet.py]
   config.model.embedding_norm = "layer_norm"  # LayerNorm without affine [HIST: --layer-norm 1]
   # BatchNorm frozen on CUB/Cars, trained on SOP (the dataset's setting) [HIST: --bn-freeze].
-  config.loss.hist.tau = tau
-  config.loss.hist.alpha = alpha
-  config.optim.learning_rate = lr
+  config.loss.hist.tau = command.tau
+  config.loss.hist.alpha = command.alpha
+  config.optim.learning_rate = command.lr
   # torch Adam's L2 on the gradient [HIST: --optimizer adam]; HIST decays every parameter,
   # we spare proxies, variances, norms and biases, as in our other recipes [our choice].
-  config.optim.weight_decay = weight_decay
+  config.optim.weight_decay = command.weight_decay
   config.optim.weight_decay_style = "coupled"
   config.optim.head_lr_mult = 1.0  # the embedding layer at --lr [HIST]
   # The class distributions (means and variances) at --lr-ds, the HGNN at lr x factor [HIST].
-  config.optim.proxy_lr_mult = lr_ds / lr
-  config.optim.loss_params_lr_mult = hgnn_factor
+  config.optim.proxy_lr_mult = command.lr_ds / command.lr
+  config.optim.loss_params_lr_mult = command.lr_hgnn_factor
   # A separate warm-up epoch before the --epochs epochs (only head, distributions and HGNN
   # train); StepLR steps after each later epoch, so decays fall at warm + k x step [HIST].
   config.optim.warmup_epochs = _HIST_WARM
-  config.epochs = _HIST_WARM + epochs
+  config.epochs = _HIST_WARM + command.epochs
   config.optim.schedule = "step"
-  config.optim.step_epochs = tuple(range(_HIST_WARM + decay_step, config.epochs, decay_step))
+  config.optim.step_epochs = tuple(range(_HIST_WARM + command.lr_decay_step, config.epochs,
+                                         command.lr_decay_step))
   config.optim.step_gamma = 0.5  # [HIST: --lr-decay-gamma default]
   config.optim.clip = "none"  # no clipping [HIST]
   config.eval.every_epochs = 1  # [HIST: evaluates every epoch]

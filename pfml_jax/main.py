@@ -2,10 +2,14 @@
 
     python -m pfml_jax.main --config=configs/cub_resnet50.py --workdir=/tmp/cub
     python -m pfml_jax.main --config=configs/cub_resnet50.py --workdir=/tmp/cub --mode=eval
+    python -m pfml_jax.main --config=configs/cub_resnet50.py --workdir=/tmp/cub --dry_run
 
 ``--config.<field>=value`` overrides any field of the config file. A run resumes from the last
 checkpoint in ``--workdir``; ``--mode=eval`` restores one (``--checkpoint=best|latest|<step>``)
-and evaluates it on the validation and test splits without training.
+and evaluates it on the validation and test splits without training. ``--dry_run`` prints
+the resolved config with the source of every value ([paper], [supp], [PA], [HIST], [Hyp],
+[conv], [ours], flag, or the file that set it), the dataset's counts and the run length, and
+exits without compiling, training or writing anything (``pfml_jax/settings/dry_run.py``).
 
 An error in the input (flags, config, data, weights, workdir) prints ``error: <what to fix>``
 and exits with status 2; a fault of the run itself (a diverged loss, a full disk) prints
@@ -33,6 +37,8 @@ from pfml_jax import command_line
 from pfml_jax.checkpoint.checkpoints import CheckpointSaveError
 from pfml_jax.data.demo import raw_pixel_recall_at_1
 from pfml_jax.parallel import distributed
+from pfml_jax.settings import provenance
+from pfml_jax.settings.dry_run import dry_run_report
 from pfml_jax.training import preemption, trainer, workdir_lock
 from pfml_jax.user_errors import EXIT_STATUS, UserInputError
 
@@ -57,6 +63,8 @@ flags.DEFINE_bool("allow_input_change", False,
                   "the checkpoint's (the run then continues with other batches).")
 flags.DEFINE_bool("verbose", False, "Show the traceback of input errors, and INFO logs on the "
                   "terminal (they always go to <workdir>/logs/).")
+flags.DEFINE_bool("dry_run", False, "Print the resolved config with the source of every "
+                  "value, the dataset's counts and the run length; train nothing.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -66,6 +74,12 @@ def main(argv):
   preemption.install_stop_handlers()  # before anything compiles: Ctrl-C there exits cleanly
   try:
     config = command_line.loaded_config()
+    if FLAGS.dry_run:
+      command_line.quiet_terminal()
+      sources = provenance.config_sources(FLAGS["config"].config_filename,
+                                          FLAGS["config"].override_values)
+      print(dry_run_report(config, sources), flush=True)
+      return
     local = "://" not in FLAGS.workdir  # a gs:// workdir gets no log file: logs stay shown
     if local:
       command_line.quiet_terminal()

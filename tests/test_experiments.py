@@ -6,7 +6,7 @@ import pytest
 
 from pfml_jax.experiments import RECIPES
 from pfml_jax.losses import LOSSES
-from pfml_jax.training import config_validation
+from pfml_jax.settings import validation
 from tests.config_flag import load
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
@@ -18,7 +18,7 @@ def test_twelve_paper_configs_times_every_recipe_are_valid():
   for path in CONFIGS:
     for recipe in RECIPES:
       config = load(f"{path}:{recipe}")
-      config_validation.validate(config)
+      validation.validate(config)
       assert config.recipe == recipe
       assert config.loss.name == (recipe if recipe in LOSSES else "pfml")
 
@@ -70,7 +70,7 @@ def test_proxy_anchor_recipe_is_its_reference_code():
 def test_hist_recipe_is_its_reference_code(file, want):
   lr, lr_ds, hgnn_factor, weight_decay, decay_step, epochs, tau, alpha, frozen_bn = want
   config = load(f"{CONFIG_DIR}/{file}.py:hist")
-  config_validation.validate(config)
+  validation.validate(config)
   assert config.loss.name == "hist"
   assert (config.loss.hist.tau, config.loss.hist.alpha) == (tau, alpha)
   assert (config.loss.hist.lambda_s, config.loss.hist.hgnn_hidden) == (1.0, 512)

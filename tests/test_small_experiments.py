@@ -8,7 +8,7 @@ import pytest
 from pfml_jax import small_experiments
 from pfml_jax.experiments import RECIPES
 from pfml_jax.losses import LOSSES
-from pfml_jax.training import config_validation
+from pfml_jax.settings import validation
 from tests.config_flag import load
 
 SMALL = Path(__file__).parents[1] / "configs" / "small"
@@ -18,7 +18,7 @@ SMALL = Path(__file__).parents[1] / "configs" / "small"
 def test_every_recipe_of_both_regimes_is_valid(regime):
   for recipe in RECIPES:
     config = load(f"{SMALL / regime}.py:{recipe}")
-    config_validation.validate(config)
+    validation.validate(config)
     assert config.recipe == recipe and config.data.name == "demo"
     assert config.loss.name == (recipe if recipe in LOSSES else "pfml")
     assert config.eval.protocol == "validated" and config.model.backbone == "resnet50_tiny"

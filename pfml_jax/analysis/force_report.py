@@ -21,6 +21,7 @@ from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.losses import LOSSES
 from pfml_jax.losses.potentials import FieldParams
 from pfml_jax.parallel import mesh as mesh_lib
+from pfml_jax.settings import derived
 from pfml_jax.training import setup as setup_lib
 from pfml_jax.user_errors import MissingFileError, UserInputError
 
@@ -72,7 +73,7 @@ def run_field_report(workdir: str | Path, checkpoint: str = "latest", split: str
   config, step, embeddings, labels, proxies, proxy_labels = _run_points(workdir, checkpoint,
                                                                         split, at_init)
   field, options, source = _field_settings(config)
-  sampler = setup_lib.sampler_spec(config).build(labels)
+  sampler = derived(config).sampler.build(labels)
   first = max(step - batches, 0)
   report = field_report(embeddings, labels, proxies if len(proxies) else None, proxy_labels,
                         field, **options,

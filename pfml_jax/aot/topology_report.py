@@ -10,7 +10,7 @@ from pfml_jax.aot import abstract_run, compiled_steps, report as report_lib
 from pfml_jax.aot.topologies import Chip, Topology
 from pfml_jax.losses.potential_energy import auto_method
 from pfml_jax.models import vit
-from pfml_jax.training.config_validation import data_axis_size, divisible_classes_per_batch
+from pfml_jax.settings.validation import data_axis_size, divisible_classes_per_batch
 from pfml_jax.user_errors import UserInputError
 
 

@@ -9,13 +9,13 @@ import ml_collections
 import numpy as np
 
 from pfml_jax import data as data_lib
-from pfml_jax.data.run_splits import validation_classes
 from pfml_jax.data.split import Split
 from pfml_jax.evaluation.evaluator import make_evaluator
 from pfml_jax.evaluation.trained_model import TrainedModel
 from pfml_jax.inference import embedding_set
 from pfml_jax.inference.image_folder_input import UNLABELLED, image_split
 from pfml_jax.parallel import mesh as mesh_lib
+from pfml_jax.settings import derived
 from pfml_jax.user_errors import UserInputError
 
 
@@ -42,7 +42,7 @@ def run_split(trained: TrainedModel, name: str, data_root: str | None = None) ->
   config = trained.config
   if name not in ("train", "val", "test"):
     raise UserInputError(f"--split={name}: choose train, val or test.")
-  val = validation_classes(config)
+  val = derived(config).validation_classes
   if name == "val" and val <= 0:
     raise UserInputError("--split=val: this run has no validation classes (eval.protocol "
                          f"{config.eval.protocol!r}); use --split=test or --split=train.")

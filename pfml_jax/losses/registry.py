@@ -192,7 +192,8 @@ def make_loss(name: str, proxies_per_class: int | None = None, **overrides) -> L
                       f"{sorted(spec.defaults)}.")
   per_class = spec.proxies_per_class if proxies_per_class is None else int(proxies_per_class)
   if spec.proxies_per_class == 0 and per_class != 0:
-    raise ConfigError(f"Loss {name!r} uses no proxies; leave proxies_per_class unset.")
+    raise ConfigError(f"Loss {name!r} uses no proxies; set proxies_per_class to 0 or leave it "
+                      "unset.")
   if per_class < spec.min_proxies_per_class:
     raise ConfigError(f"Loss {name!r}: proxies_per_class must be >= "
                       f"{spec.min_proxies_per_class}, got {per_class}.")

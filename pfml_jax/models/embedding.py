@@ -106,6 +106,15 @@ class EmbeddingModel(nn.Module):
     return OUTPUT_NORMS[self.embedding_norm](x)
 
 
+def check_head(head_init: str, embedding_norm: str) -> None:
+  """Raises ConfigError for a head initialiser or an output normalisation not offered."""
+  if head_init not in HEAD_INITS:
+    raise ConfigError(f"head_init={head_init!r}: choose one of {sorted(HEAD_INITS)}.")
+  if embedding_norm not in OUTPUT_NORMS:
+    raise ConfigError(f"embedding_norm={embedding_norm!r}: choose one of "
+                      f"{sorted(OUTPUT_NORMS)}.")
+
+
 def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str | None = None,
                          frozen_bn: bool = False, dtype: Any = jnp.float32,
                          head_init: str = "kaiming_fan_out", embedding_norm: str = "l2",
@@ -136,11 +145,7 @@ def make_embedding_model(backbone: str, embedding_dim: int | None, pooling: str 
                       "feature map ('avg', 'max', 'avg+max').")
   if embedding_dim is not None and embedding_dim <= 0:
     raise ConfigError(f"embedding_dim must be positive or None (no head), got {embedding_dim}.")
-  if head_init not in HEAD_INITS:
-    raise ConfigError(f"head_init={head_init!r}: choose one of {sorted(HEAD_INITS)}.")
-  if embedding_norm not in OUTPUT_NORMS:
-    raise ConfigError(f"embedding_norm={embedding_norm!r}: choose one of "
-                      f"{sorted(OUTPUT_NORMS)}.")
+  check_head(head_init, embedding_norm)
   if spec.has_batch_norm:
     backbone_kwargs["frozen_bn"] = frozen_bn
   if spec.takes_platform:

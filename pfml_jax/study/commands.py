@@ -7,14 +7,21 @@ A site is where the study runs: its data and weights folders and any extra
 import dataclasses
 from pathlib import Path
 
+from pfml_jax.config_files import load_config
 from pfml_jax.study.grid import Run
 from pfml_jax.user_errors import UserInputError
 
-# Dataset folders below --data_root, as Proxy Anchor's code names them [PA: dataset/*.py].
-DATASET_FOLDERS = {"cub": "CUB_200_2011", "cars": "cars196", "sop": "Stanford_Online_Products"}
-# Weight files below --weights_dir, as the export commands of docs/training.md name them.
+# Dataset folders below --data_root by the config's data.name, as Proxy Anchor's code names
+# them [PA: dataset/*.py].
+DATASET_FOLDERS = {"cub200": "CUB_200_2011", "cars196": "cars196",
+                   "sop": "Stanford_Online_Products"}
+# Weight files below --weights_dir by the config's model.backbone, as the export commands of
+# docs/training.md name them.
 WEIGHT_FILES = {"resnet50": "resnet50.safetensors", "bninception": "bninception.safetensors",
-                "vit": "vit_s16.safetensors", "dino": "dino_vits16.safetensors"}
+                "vit_s16": "vit_s16.safetensors", "dino_vits16": "dino_vits16.safetensors"}
+# The paper's config names, configs/<dataset>_<backbone>.py: how tables label their cells.
+PAPER_DATASETS = ("cub", "cars", "sop")
+PAPER_BACKBONES = ("resnet50", "bninception", "vit", "dino")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,9 +29,9 @@ class Site:
   """Where runs find their inputs.
 
   Attributes:
-    data_root: for the paper's ``<dataset>_<backbone>`` configs, the folder holding
-      ``CUB_200_2011/``, ``cars196/`` and ``Stanford_Online_Products/``; for any other config,
-      the dataset root itself ("" = the config's own).
+    data_root: for a config on CUB, Cars or SOP (its resolved data.name), the folder holding
+      ``CUB_200_2011/``, ``cars196/`` and ``Stanford_Online_Products/``; for any other
+      dataset, the dataset root itself ("" = the config's own).
     weights_dir: the folder of the exported ``<backbone>.safetensors`` ("" = the config's own).
     extra: more ``--config.<field>=<value>`` flags, appended to every run.
   """
@@ -34,9 +41,10 @@ class Site:
 
 
 def paper_setting(stem: str) -> tuple[str, str] | None:
-  """``(dataset, backbone)`` of a paper config name such as ``cub_resnet50``, else None."""
+  """``(dataset, backbone)`` of a paper config name such as ``cub_resnet50`` (a table's
+  labels), else None."""
   dataset, _, backbone = stem.partition("_")
-  if dataset in DATASET_FOLDERS and backbone in WEIGHT_FILES:
+  if dataset in PAPER_DATASETS and backbone in PAPER_BACKBONES:
     return dataset, backbone
   return None
 
@@ -53,19 +61,23 @@ def run_folder(workdir: str | Path, run: Run) -> str:
 
 def run_arguments(run: Run, workdir: str | Path, site: Site = Site()) -> list[str]:
   """The flags of ``python -m pfml_jax.main`` for ``run`` in the study workdir ``workdir``."""
-  setting = paper_setting(run.cell.stem)
   arguments = run.cell.arguments() + [f"--workdir={run_folder(workdir, run)}",
                                       f"--config.seed={run.seed}"]
+  if not (site.data_root or site.weights_dir):
+    return arguments + list(site.extra)
+  config = load_config(run.cell.config, dict(run.cell.overrides))
   if site.data_root:
-    root = join(site.data_root, DATASET_FOLDERS[setting[0]]) if setting else site.data_root
-    arguments.append(f"--config.data.root={root}")
+    folder = DATASET_FOLDERS.get(config.data.name)
+    arguments.append(f"--config.data.root="
+                     f"{join(site.data_root, folder) if folder else site.data_root}")
   if site.weights_dir:
-    if setting is None:
+    if config.model.backbone not in WEIGHT_FILES:
       raise UserInputError(
-          f"--weights_dir: {run.cell.config_file} is none of the paper's <dataset>_<backbone> "
-          "configs, so no weights file is implied; pass --config.model.pretrained=FILE instead.")
-    arguments.append(
-        f"--config.model.pretrained={join(site.weights_dir, WEIGHT_FILES[setting[1]])}")
+          f"--weights_dir: {run.cell.config_file} trains a {config.model.backbone}, which has "
+          f"no exported weights file ({sorted(WEIGHT_FILES)}); pass "
+          "--config.model.pretrained=FILE instead.")
+    arguments.append("--config.model.pretrained="
+                     f"{join(site.weights_dir, WEIGHT_FILES[config.model.backbone])}")
   return arguments + list(site.extra)
 
 

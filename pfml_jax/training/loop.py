@@ -20,9 +20,9 @@ from tqdm import tqdm
 from pfml_jax.checkpoint.checkpoints import NonFiniteStateError
 from pfml_jax.checkpoint.state_digest import array_names
 from pfml_jax.parallel import mesh as mesh_lib
+from pfml_jax.settings import RunLength
 from pfml_jax.training.chrono import Chrono
 from pfml_jax.training.preemption import Preemption
-from pfml_jax.training.setup import RunLength
 
 
 class NonFiniteLossError(RuntimeError):

@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 from flax import traverse_util
-from pfml_jax.user_errors import ConfigError
 
 GROUPS = ("backbone", "head", "proxies", "loss")
 LR_MULTIPLIER = {"backbone": "backbone_lr_mult", "head": "head_lr_mult",
@@ -54,20 +53,15 @@ def learning_rate_schedule(optim: ml_collections.ConfigDict, group: str, total_s
     shape = optax.constant_schedule(peak)
   elif optim.schedule == "cosine":
     shape = optax.cosine_decay_schedule(peak, max(1, total_steps))
-  elif optim.schedule == "step":
+  else:  # "step" (settings/validation.py checked the name)
     boundaries = {int(e * steps_per_epoch): optim.step_gamma for e in optim.step_epochs}
     shape = optax.piecewise_constant_schedule(peak, boundaries)
-  else:
-    raise ConfigError(f"optim.schedule must be constant, cosine or step, got {optim.schedule!r}.")
   frozen_steps = int(optim.warmup_epochs * steps_per_epoch) if group == "backbone" else 0
   if frozen_steps <= 0:
     return shape
   # Zero during the warm-up, then the shape at the absolute step (decays fall on the same
   # epochs for every group, as torch's StepLR over all parameter groups).
   return lambda step: jnp.where(step < frozen_steps, 0.0, shape(step))
-
-
-WEIGHT_DECAY_STYLES = ("decoupled", "coupled")
 
 
 def _adam(optim, schedule, weight_decay, mask) -> optax.GradientTransformation:
@@ -98,9 +92,6 @@ def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int
   frozen = re.compile(optim.frozen) if optim.frozen else None
   groups = _path_labels(trainable, lambda p: "frozen" if frozen and frozen.search(p)
                         else group_of(p))
-  if optim.weight_decay_style not in WEIGHT_DECAY_STYLES:
-    raise ConfigError(f"optim.weight_decay_style must be one of {list(WEIGHT_DECAY_STYLES)}, "
-                      f"got {optim.weight_decay_style!r}.")
   transforms = {g: _adam(optim, schedules[g], 0.0 if g == "proxies" else optim.weight_decay,
                          decay_mask)
                 for g in groups_present}
@@ -111,6 +102,4 @@ def make_optimizer(optim: ml_collections.ConfigDict, trainable, total_steps: int
           # Unit-wise |g| <= threshold * |w| (Brock et al. 2021): independent of the loss's
           # scale, so rare huge repulsion spikes cannot inflate Adam's second moments.
           "adaptive": optax.adaptive_grad_clip(optim.clip_threshold)}
-  if optim.clip not in clip:
-    raise ConfigError(f"optim.clip must be one of {sorted(clip)}, got {optim.clip!r}.")
   return optax.chain(clip[optim.clip], optax.multi_transform(transforms, groups)), schedules

@@ -16,9 +16,6 @@ import numpy as np
 from pfml_jax.numerics import unit_rows
 from pfml_jax.user_errors import ConfigError
 
-PROXY_INITS = ("random", "class_mean")
-
-
 def class_mean_proxies(embeddings: np.ndarray, labels: np.ndarray, num_classes: int,
                        per_class: int, seed: int) -> np.ndarray:
   """(num_classes * per_class, E) float32 unit proxies, class-major (``losses/proxies.py``),

@@ -18,30 +18,16 @@ from pfml_jax.data.run_splits import read_splits
 from pfml_jax.data.split import Split
 from pfml_jax.evaluation.embedder import Embedder, build_embedder
 from pfml_jax.evaluation.evaluator import Evaluator, make_evaluator
-from pfml_jax.losses import LOSSES, Loss, make_loss
+from pfml_jax.losses import Loss, make_loss
 from pfml_jax.models import load_pretrained
 from pfml_jax.parallel import mesh as mesh_lib
-from pfml_jax.training import config_validation
+from pfml_jax.settings import RunLength, RunSettings, resolve
 from pfml_jax.training.optimizer import make_optimizer
 from pfml_jax.training.proxy_init import with_class_mean_proxies
 from pfml_jax.training.train_state import TrainState
 from pfml_jax.training.train_step import make_train_step
-from pfml_jax.user_errors import ConfigError
 
 P = jax.sharding.PartitionSpec
-
-
-@dataclasses.dataclass(frozen=True)
-class RunLength:
-  """Batch size and steps; an epoch is the sampler's ceil(train images / batch size)."""
-
-  batch_size: int
-  steps_per_epoch: int
-  total_steps: int
-
-  def every(self, epochs: float) -> int:
-    """A cadence in epochs as a step interval (at least 1)."""
-    return max(1, int(epochs * self.steps_per_epoch))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +35,7 @@ class TrainSetup:
   """Everything a run builds from its config, before any state exists."""
 
   config: ml_collections.ConfigDict  # kept for the records the run writes
+  settings: RunSettings
   mesh: jax.sharding.Mesh
   train: Split
   val: Split | None
@@ -72,33 +59,7 @@ class TrainSetup:
 
 def make_configured_loss(config: ml_collections.ConfigDict) -> Loss:
   """The loss of ``config.loss.name`` with its settings block ``config.loss.<name>``."""
-  return make_loss(config.loss.name, **_loss_arguments(config))
-
-
-def _loss_arguments(config):
-  """The settings block of the chosen loss (``config.loss.<name>``) as make_loss arguments."""
-  arguments = dict(config.loss[config.loss.name])
-  per_class = arguments.pop("proxies_per_class")
-  if LOSSES[config.loss.name].proxies_per_class > 0:
-    arguments["proxies_per_class"] = per_class
-  elif per_class:
-    raise ConfigError(f"config.loss.{config.loss.name}.proxies_per_class: loss "
-                      f"{config.loss.name!r} uses no proxies; leave it 0, got {per_class}.")
-  return arguments
-
-
-def sampler_spec(config: ml_collections.ConfigDict) -> data_lib.SamplerSpec:
-  """The batches the config draws: P x K = batch size, its sampler and seed."""
-  return data_lib.SamplerSpec(config.data.sampler,
-                              config.data.classes_per_batch * config.data.images_per_class,
-                              config.data.classes_per_batch, config.seed)
-
-
-def run_length(config: ml_collections.ConfigDict, train: Split) -> RunLength:
-  batches = sampler_spec(config)
-  steps_per_epoch = batches.build(train.labels).steps_per_epoch
-  return RunLength(batches.batch_size, steps_per_epoch,
-                   config.steps or config.epochs * steps_per_epoch)
+  return make_loss(config.loss.name, **config.loss[config.loss.name])
 
 
 def build(config: ml_collections.ConfigDict, splits=None, platform: str | None = None,
@@ -108,15 +69,14 @@ def build(config: ml_collections.ConfigDict, splits=None, platform: str | None =
   process's; ahead-of-time compilation passes a TPU topology's). Platform-dependent choices
   (attention, the energy's path) follow the mesh's devices, or ``platform`` (to export for
   another)."""
-  config_validation.validate(config, None if devices is None else len(devices))
-  configured_loss = make_configured_loss(config)  # bad loss settings fail before any I/O
+  settings = resolve(config, None if devices is None else len(devices))
+  configured_loss = make_configured_loss(config)
   mesh = mesh_lib.make_mesh(config.mesh, devices)
   train, val, test = splits or read_splits(config)
-  config_validation.validate_training_split(config, train.num_classes)
   platform = platform or mesh_lib.platform(mesh)
   embedder = build_embedder(config.model, platform)
   loss = configured_loss.placed(mesh, config.mesh.shard_proxies, platform)
-  length = run_length(config, train)
+  length = settings.run_length(train.labels, train.num_classes)
 
   def init_trainable(rng):
     model_rng, proxy_rng = jax.random.split(rng)
@@ -145,7 +105,7 @@ def build(config: ml_collections.ConfigDict, splits=None, platform: str | None =
   abstract_state = jax.eval_shape(init, jax.random.key(0))
   state_shardings = _state_shardings(abstract_state, mesh, config.mesh.shard_proxies)
   evaluator = make_evaluator(embedder, mesh, config.eval, config.data.workers)
-  return TrainSetup(config, mesh, train, val, test, embedder, loss,
+  return TrainSetup(config, settings, mesh, train, val, test, embedder, loss,
                     loss.proxy_labels(train.num_classes), length, optimizer,
                     schedules, abstract_state, state_shardings,
                     jax.jit(init, out_shardings=state_shardings), evaluator)
@@ -196,7 +156,7 @@ def open_train_input(setup: TrainSetup, start_step: int,
         cache_size=config.data.cache_size or None,
         decode_threads=max(config.data.workers, 1) * data_lib.GrainMode().threads,
         mesh=setup.mesh, cache_axis="data" if config.data.shard_cache else None, cache=cache)
-  return data_lib.make_train_input(setup.train, sampler_spec(config), crops, mode,
+  return data_lib.make_train_input(setup.train, setup.settings.sampler, crops, mode,
                                    start_step=start_step,
                                    process=(jax.process_index(), jax.process_count()))
 

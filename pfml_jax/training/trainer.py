@@ -16,12 +16,12 @@ import numpy as np
 from absl import logging
 
 from pfml_jax.checkpoint.checkpoints import Checkpoints
-from pfml_jax.data.run_splits import read_split, read_splits, validation_classes
+from pfml_jax.data.run_splits import read_split, read_splits
 from pfml_jax.evaluation.diagnostics import training_diagnostics
 from pfml_jax.evaluation.evaluator import make_evaluator
 from pfml_jax.evaluation.trained_model import load_trained_model
 from pfml_jax.parallel import mesh as mesh_lib
-from pfml_jax.training import config_validation
+from pfml_jax.settings import resolve
 from pfml_jax.training import protocol
 from pfml_jax.training.loop import Cadence, NonFiniteLossError, StepRunner, train_loop
 from pfml_jax.training.metric_writer import MetricWriter
@@ -129,14 +129,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
   The model is the checkpoint's own (its recorded config); ``config`` gives the data, the
   mesh and the evaluation settings. Only the evaluated splits are read.
   """
-  config_validation.validate(config)
+  settings = resolve(config)
   mesh = mesh_lib.make_mesh(config.mesh)
   trained = load_trained_model(workdir, which, mesh_lib.platform(mesh))
   if trained.config.model.to_dict() != config.model.to_dict():
     logging.warning("config.model differs from the one checkpoint %d was trained with; "
                     "evaluating the checkpoint's model.", trained.step)
   evaluator = make_evaluator(trained.embedder, mesh, config.eval, config.data.workers)
-  val = read_split(config, "val") if validation_classes(config) > 0 else None
+  val = read_split(config, "val") if settings.validation_classes > 0 else None
   result = {"step": trained.step, "test": evaluator(trained.variables, read_split(config, "test")),
             "val": evaluator(trained.variables, val) if val is not None else None}
   with MetricWriter(workdir) as writer:

@@ -16,7 +16,7 @@ from pfml_jax import experiments
 from pfml_jax.aot import abstract_run, compiled_steps, topologies, topology_report
 from pfml_jax.aot import report as report_lib
 from pfml_jax.parallel import mesh as mesh_lib
-from pfml_jax.training import config_validation
+from pfml_jax.settings import validation
 from pfml_jax.training import setup as setup_lib
 from pfml_jax.user_errors import ConfigError, UserInputError
 from tests.tiny_run import tiny_config
@@ -149,9 +149,9 @@ def test_a_batch_that_does_not_split_over_the_chips_is_refused_with_a_fix():
   config = experiments.experiment("sop", "vit_s16", "pfml")
   with pytest.raises(ConfigError, match=r"batch_size=900 must divide evenly over 8 devices.*"
                      r"data.classes_per_batch=448 \(batch 896\)"):
-    config_validation.validate(config, device_count=8)
+    validation.validate(config, device_count=8)
   for classes, per_class, devices in ((25, 4, 8), (98, 9, 8), (50, 2, 32), (7, 3, 5)):
-    chosen = config_validation.divisible_classes_per_batch(classes, per_class, devices)
+    chosen = validation.divisible_classes_per_batch(classes, per_class, devices)
     assert chosen * per_class % devices == 0
     closer = [c for c in range(2, 3 * classes) if abs(c - classes) < abs(chosen - classes)]
     assert all(c * per_class % devices for c in closer)
@@ -166,7 +166,7 @@ def test_the_report_compiles_the_nearest_batch_that_splits_and_says_so():
   assert adjusted.data.classes_per_batch == 448 and config.data.classes_per_batch == 450
   assert "batch 900 does not split over 8 chips" in note
   assert "--config.data.classes_per_batch=448 (batch 896)" in note
-  config_validation.validate(adjusted, device_count=8)
+  validation.validate(adjusted, device_count=8)
   same, none = topology_report.splitting_batch(config, 4)  # 900 splits over 4
   assert same is config and none is None
   pinned = experiments.experiment("sop", "vit_s16", "pfml")

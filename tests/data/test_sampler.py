@@ -184,7 +184,7 @@ def test_make_train_input_with_the_random_sampler():
 
 def test_config_names_a_registered_sampler():
   from pfml_jax.default_config import get_config
-  from pfml_jax.training.config_validation import validate
+  from pfml_jax.settings.validation import validate
   config = get_config()
   assert config.data.sampler == "class_balanced"
   config.data.classes_per_batch = 8  # a batch of 32: splits over the test's 8 CPU devices

@@ -1,4 +1,5 @@
-"""Checks a config before anything is built: each error names the field and what to set."""
+"""Every check of a config, each written once, before any data is read: each error names the
+field and what to set."""
 
 import re
 
@@ -7,13 +8,16 @@ import ml_collections
 
 from pfml_jax import checks
 from pfml_jax.data.sampler import SAMPLERS
-from pfml_jax.losses import LOSSES
+from pfml_jax.losses import LOSSES, make_loss
 from pfml_jax.models import BACKBONES
-from pfml_jax.models.embedding import HEAD_INITS, OUTPUT_NORMS
-from pfml_jax.training.proxy_init import PROXY_INITS
+from pfml_jax.models.embedding import check_head
 from pfml_jax.user_errors import ConfigError
 
 PROTOCOLS = ("paper", "validated")
+PROXY_INITS = ("random", "class_mean")  # the schemes of training/proxy_init.py
+SCHEDULES = ("constant", "cosine", "step")  # the shapes of training/optimizer.py
+CLIPS = ("adaptive", "none", "norm", "value")  # the clippings of training/optimizer.py
+WEIGHT_DECAY_STYLES = ("decoupled", "coupled")
 
 _SELECTION = re.compile(r"recall@(\d+)|map@r|r_precision")
 
@@ -24,7 +28,8 @@ def _require(condition: bool, field: str, message: str) -> None:
 
 
 def _checked(field: str, check, *args) -> None:
-  """Runs a shared check of ``pfml_jax.checks``, its error prefixed with the config field."""
+  """Runs a check shared with the code that uses the values (``pfml_jax.checks``, the loss
+  registry, the embedding model), its error prefixed with the config field."""
   try:
     check(*args)
   except ConfigError as error:
@@ -89,10 +94,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
   _require(config.eval.protocol != "validated" or data.val_classes > 0, "data.val_classes",
            "eval.protocol='validated' selects the checkpoint on held-out training classes: "
            f"set data.val_classes > 0 (got {data.val_classes}), or use eval.protocol='paper'.")
-  _require(model.head_init in HEAD_INITS, "model.head_init",
-           f"must be one of {sorted(HEAD_INITS)}, got {model.head_init!r}.")
-  _require(model.embedding_norm in OUTPUT_NORMS, "model.embedding_norm",
-           f"must be one of {sorted(OUTPUT_NORMS)}, got {model.embedding_norm!r}.")
+  _checked("model.head_init / embedding_norm", check_head, model.head_init,
+           model.embedding_norm)
   _require(model.eval_resize == 0 or model.eval_resize >= BACKBONES[model.backbone].image_size,
            "model.eval_resize", f"must be 0 (the backbone's) or >= the crop size "
            f"{BACKBONES[model.backbone].image_size}, got {model.eval_resize}.")
@@ -103,6 +106,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
   for name in config.loss:
     _require(name in ("name", "proxy_init") or name in LOSSES, f"loss.{name}",
              f"no such loss; the loss blocks are {sorted(LOSSES)}.")
+  _checked(f"loss.{config.loss.name}", _check_loss_settings, config.loss)
   _require(config.loss.proxy_init in PROXY_INITS, "loss.proxy_init",
            f"must be one of {PROXY_INITS}, got {config.loss.proxy_init!r}.")
   _require(config.loss.proxy_init == "random" or
@@ -111,6 +115,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
            "without any (proxies_per_class 0): use 'random'.")
   _checked("data.crop_scale / data.crop_ratio", checks.crop_ranges, data.crop_scale,
            data.crop_ratio)
+  _validate_optimizer(optim)
   _require(optim.learning_rate > 0, "optim.learning_rate",
            f"must be > 0, got {optim.learning_rate}.")
   for name in ("backbone_lr_mult", "head_lr_mult", "proxy_lr_mult", "loss_params_lr_mult",
@@ -133,6 +138,21 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
                "log_every_steps", "eval.batch_size"):
     value = config[name.split(".")[0]][name.split(".")[1]] if "." in name else config[name]
     _require(value > 0, name, f"must be > 0, got {value}.")
+
+
+def _validate_optimizer(optim: ml_collections.ConfigDict) -> None:
+  """The optimizer's choices by name (the rates and decays are checked with the numbers)."""
+  _require(optim.schedule in SCHEDULES, "optim.schedule",
+           f"must be one of {list(SCHEDULES)}, got {optim.schedule!r}.")
+  _require(optim.clip in CLIPS, "optim.clip", f"must be one of {list(CLIPS)}, got {optim.clip!r}.")
+  _require(optim.weight_decay_style in WEIGHT_DECAY_STYLES, "optim.weight_decay_style",
+           f"must be one of {list(WEIGHT_DECAY_STYLES)}, got {optim.weight_decay_style!r}.")
+
+
+def _check_loss_settings(loss: ml_collections.ConfigDict) -> None:
+  """Raises the registry's ConfigError for bad settings of the chosen loss (hyperparameters,
+  proxies_per_class), before any data is read."""
+  make_loss(loss.name, **loss[loss.name])
 
 
 def validate_training_split(config: ml_collections.ConfigDict, train_classes: int) -> None:
