@@ -53,11 +53,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.shard_cache = False
   config.data.crop_scale = (0.08, 1.0)  # RandomResizedCrop area range [torchvision default]
   config.data.crop_ratio = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range
-  # Mirror half of the training crops horizontally [the field's recipes (Proxy Anchor, HIST
-  # reference code) flip photos]. Turn it off for glyph sets: a mirrored glyph is another
+  # Mirror half of the training crops horizontally [PA, HIST: the field's recipes flip
+  # photos]. Turn it off for glyph sets: a mirrored glyph is another
   # character (b/d, p/q); see docs/data.md.
   config.data.flip = True
-  config.data.label_noise = 0.0  # probability of replacing a training label [paper noise study: 0.2]
+  # Probability of replacing a training label [paper: clean labels; its noise study sets 0.2].
+  config.data.label_noise = 0.0
   # True: leave out every image that does not decode (a full decoding pass at start; counted
   # in the log). Our choice: False, a damaged dataset should be noticed.
   config.data.skip_corrupt = False
@@ -110,12 +111,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.b2 = 0.999
   config.optim.eps = 1e-8
   config.optim.warmup_epochs = 1  # backbone frozen (zero learning rate) [paper: 1 epoch]
-  config.optim.schedule = "constant"  # constant | cosine | step (paper: not stated)
+  config.optim.schedule = "constant"  # constant | cosine | step [ours: the paper states none]
   config.optim.step_epochs = ()  # step schedule: multiply by step_gamma at these epochs
   config.optim.step_gamma = 0.5
-  config.optim.clip = "none"  # none | value | norm | adaptive [PA: value 10 for CNN baselines]
+  # none | value | norm | adaptive [ours: the paper states none; PA's CNN recipe clips by value
+  # 10 and Hyp's by norm 3, set by those recipes].
+  config.optim.clip = "none"
   config.optim.clip_threshold = 10.0
-  # Regex of trainable paths never updated, e.g. "model/backbone/patch_embed" [Hyp-DML].
+  # Regex of trainable paths never updated [ours: none; Hyp-DML's ViT recipe freezes
+  # "model/backbone/patch_embed", set by that recipe].
   config.optim.frozen = ""
 
   config.epochs = 200  # [paper: 200]; an epoch = ceil(train images / batch size) steps
