@@ -47,7 +47,7 @@ def test_runs_train_and_a_failure_does_not_stop_the_study(study):
   for seed in SEEDS:
     assert f"{FAILING}/seed_{seed}: failed" in first.stdout
     log = (study["workdir"] / FAILING / f"seed_{seed}" / "study_run.log").read_text()
-    assert "error: Loss 'pfml': alpha must be a finite number > 0" in log
+    assert "error: config.loss.pfml: Loss 'pfml': alpha must be a finite number > 0" in log
   assert "4 finished, 0 skipped, 0 stopped, 2 failed" in first.stdout, first.stdout
   assert len(study["mtimes"]) == 4
   info = json.loads((study["workdir"] / GOOD[1] / "seed_1" / "run_info.json").read_text())
