@@ -24,8 +24,10 @@ def config_file(config: str) -> str:
   error names the path the user gave)."""
   file, sep, recipe = config.partition(":")
   parts = PurePath(file).parts
+  if Path(file).exists() or parts[:1] != (SHIPPED_FOLDER,):
+    return config
   shipped = shipped_configs()
-  if Path(file).exists() or shipped is None or parts[:1] != (SHIPPED_FOLDER,):
+  if shipped is None:
     return config
   candidate = shipped.joinpath(*parts[1:])
   return str(candidate) + sep + recipe if candidate.is_file() else config

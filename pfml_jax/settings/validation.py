@@ -7,6 +7,7 @@ import jax
 import ml_collections
 
 from pfml_jax import checks
+from pfml_jax.data import MODES
 from pfml_jax.data.sampler import SAMPLERS
 from pfml_jax.losses import LOSSES, make_loss
 from pfml_jax.models import BACKBONES
@@ -82,8 +83,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
   _checked(where, checks.divides, batch, jax.process_count(), "processes")
   _require(data.sampler in SAMPLERS, "data.sampler",
            f"{data.sampler!r} is not one of {sorted(SAMPLERS)}.")
-  _require(data.input_mode in ("cached", "grain"), "data.input_mode",
-           f"must be 'cached' or 'grain', got {data.input_mode!r}.")
+  _require(data.input_mode in MODES, "data.input_mode",
+           f"must be one of {MODES}, got {data.input_mode!r}.")
   _require(data.cache_size >= 0, "data.cache_size",
            f"must be >= 0 (0 = original sizes), got {data.cache_size}.")
   _require(0.0 <= data.label_noise < 1.0, "data.label_noise",

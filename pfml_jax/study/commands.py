@@ -5,6 +5,7 @@ A site is where the study runs: its data and weights folders and any extra
 """
 
 import dataclasses
+import functools
 from pathlib import Path
 
 from pfml_jax.config_files import load_config
@@ -65,7 +66,7 @@ def run_arguments(run: Run, workdir: str | Path, site: Site = Site()) -> list[st
                                       f"--config.seed={run.seed}"]
   if not (site.data_root or site.weights_dir):
     return arguments + list(site.extra)
-  config = load_config(run.cell.config, dict(run.cell.overrides))
+  config = _cell_config(run.cell.config, run.cell.overrides)
   if site.data_root:
     folder = DATASET_FOLDERS.get(config.data.name)
     arguments.append(f"--config.data.root="
@@ -79,6 +80,12 @@ def run_arguments(run: Run, workdir: str | Path, site: Site = Site()) -> list[st
     arguments.append("--config.model.pretrained="
                      f"{join(site.weights_dir, WEIGHT_FILES[config.model.backbone])}")
   return arguments + list(site.extra)
+
+
+@functools.lru_cache(maxsize=None)
+def _cell_config(config: str, overrides: tuple[tuple[str, object], ...]):
+  """A cell's resolved config, loaded once for all of its seeds."""
+  return load_config(config, dict(overrides))
 
 
 def main_command(run: Run, workdir: str | Path, site: Site = Site(),
