@@ -34,6 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Which classes are held out is drawn from this seed, not from config.seed, so that seeds
   # vary initialisation and batches only [our choice].
   config.data.split_seed = 0
+  # True: draw the held-out classes from config.seed instead, so that a study's seeds also vary
+  # which classes validate and its spread includes that draw [issue 20; off by default].
+  config.data.split_per_seed = False
   config.data.classes_per_batch = 25  # P of the P x K class-balanced sampler [PA-style]
   config.data.images_per_class = 4  # K; batch size = P * K = 100 [paper: batch 100 for R50]
   # class_balanced: P x K above [the field's convention; the PFML paper is silent]; random:
@@ -110,7 +113,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.b1 = 0.9
   config.optim.b2 = 0.999
   config.optim.eps = 1e-8
-  config.optim.warmup_epochs = 1  # backbone frozen (zero learning rate) [paper: 1 epoch]
+  config.optim.warmup_epochs = 1.0  # backbone frozen (zero learning rate) [paper: 1 epoch]
   config.optim.schedule = "constant"  # constant | cosine | step [ours: the paper states none]
   config.optim.step_epochs = ()  # step schedule: multiply by step_gamma at these epochs
   config.optim.step_gamma = 0.5

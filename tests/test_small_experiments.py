@@ -60,3 +60,31 @@ def test_image_folder_override_and_unknown_regime():
   assert (config.data.name, config.data.root) == ("image_folder", "/data/folder")
   with pytest.raises(ValueError, match="Unknown regime 'finetune'"):
     small_experiments.small_experiment("finetune")
+
+
+def _flat(config, prefix=""):
+  """{dotted field: value} of a config."""
+  items = {}
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      items.update(_flat(value, f"{prefix}{key}."))
+    else:
+      items[f"{prefix}{key}"] = value
+  return items
+
+
+@pytest.mark.parametrize("regime", small_experiments.REGIMES)
+def test_the_shared_setup_changes_only_the_loss(regime):
+  """Every loss gets the same setup, field for field; only loss.name differs."""
+  configs = {loss: load(f"{SMALL}/shared_{regime}.py:{loss}") for loss in LOSSES}
+  reference = _flat(configs["pfml"])
+  for loss, config in configs.items():
+    validation.validate(config)
+    assert config.loss.name == loss
+    differing = {k for k, v in _flat(config).items() if reference[k] != v}
+    assert differing <= {"loss.name"}, differing
+  config = configs["pfml"]
+  assert config.data.val_classes >= 20 and config.data.split_per_seed
+  assert not config.data.flip  # glyphs: a mirror image is another character
+  assert config.data.sampler == "class_balanced" and config.data.images_per_class == 4
+  assert bool(config.model.pretrained) == (regime == "pretrained")

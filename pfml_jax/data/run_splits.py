@@ -13,11 +13,17 @@ def validation_classes(config: ml_collections.ConfigDict) -> int:
   return config.data.val_classes if config.eval.protocol == "validated" else 0
 
 
+def split_seed(config: ml_collections.ConfigDict) -> int:
+  """The seed the held-out classes are drawn from: data.split_seed, or the run's seed under
+  data.split_per_seed (absent from configs saved before it existed)."""
+  return config.seed if config.data.get("split_per_seed", False) else config.data.split_seed
+
+
 def read_split(config: ml_collections.ConfigDict, split: str) -> Split:
-  """One split as the config defines it; held-out classes are drawn from data.split_seed."""
+  """One split as the config defines it (held-out classes drawn from ``split_seed``)."""
   return read_dataset_split(config.data.name, config.data.root, split,
                             val_classes=validation_classes(config),
-                            seed=config.data.split_seed, skip_corrupt=config.data.skip_corrupt)
+                            seed=split_seed(config), skip_corrupt=config.data.skip_corrupt)
 
 
 def read_splits(config: ml_collections.ConfigDict):

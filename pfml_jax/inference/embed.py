@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 
 from pfml_jax import data as data_lib
+from pfml_jax.data.run_splits import split_seed
 from pfml_jax.data.split import Split
 from pfml_jax.evaluation.evaluator import make_evaluator
 from pfml_jax.evaluation.trained_model import TrainedModel
@@ -47,7 +48,7 @@ def run_split(trained: TrainedModel, name: str, data_root: str | None = None) ->
     raise UserInputError("--split=val: this run has no validation classes (eval.protocol "
                          f"{config.eval.protocol!r}); use --split=test or --split=train.")
   return data_lib.read_split(config.data.name, data_root or config.data.root, name,
-                             val_classes=val, seed=config.data.split_seed,
+                             val_classes=val, seed=split_seed(config),
                              skip_corrupt=config.data.skip_corrupt)
 
 

@@ -13,7 +13,8 @@
 A study is a shipped name (``list``) or ``--config=FILE[:RECIPE]`` with one or more
 ``--sweep=FIELD=V1,V2,...`` (their full grid), or without any (one cell); an ablation's name
 with ``--config`` sweeps that config instead of the paper's; ``--floor`` adds each config
-file's step-0 model. Every other ``--config.<field>=<value>`` goes to every run. ``tune``
+file's step-0 model; ``--tuned=DIR`` makes one cell per loss from the searches of ``tune``
+(``tuned.py``). Every other ``--config.<field>=<value>`` goes to every run. ``tune``
 chooses one loss's hyperparameters on the validation classes (``tune.py``).
 Runs live in ``<workdir>/<cell>/seed_<seed>``; rerunning skips finished runs and resumes the
 others. Input errors print ``error: ...`` and exit with status 2 (see docs/studies.md).
@@ -38,7 +39,8 @@ from pfml_jax.study.plots import sweep_plot
 from pfml_jax.study.runner import run_study
 from pfml_jax.study.studies import STUDIES, named_study
 from pfml_jax.study.tables import write_tables
-from pfml_jax.study.tune import CHOSEN, TRIALS, TuneSpec, tune
+from pfml_jax.study.tune import CHOSEN, CHOSEN_SEEDS, TRIALS, TuneSpec, tune
+from pfml_jax.study.tuned import tuned_study
 from pfml_jax.user_errors import UserInputError
 
 _OVERRIDE = re.compile(r"--config\.[A-Za-z_][\w.]*=")
@@ -76,6 +78,12 @@ def _study(command: str, args: flags.FlagValues, name: str | None) -> Study:
 def _defined_study(command: str, args: flags.FlagValues, name: str | None) -> Study:
   seeds = _integers(args.seeds, "--seeds") if args.seeds else None
   config = _config_path(args.config) if args.config else None
+  if args.tuned:
+    if name or config:
+      raise UserInputError("--tuned makes a study of its own (its searches name the config): "
+                           "give it without a study name or --config.")
+    return tuned_study(args.name or "tuned", args.tuned,
+                       [_sweep(s) for s in args.sweep], seeds or CHOSEN_SEEDS)
   if name:
     if args.sweep:
       raise UserInputError("--sweep makes a study of its own: give --config and --sweep "
@@ -111,6 +119,9 @@ def _study_flags(values: flags.FlagValues) -> None:
   flags.DEFINE_string("seeds", None, "comma-separated seeds (default: the study's; 0 for "
                       "--sweep)", flag_values=values)
   flags.DEFINE_string("name", None, "the name of a --sweep study (default <config>_sweep)",
+                      flag_values=values)
+  flags.DEFINE_string("tuned", None, "`study tune` searches, comma-separated, or folders of "
+                      "them (DIR/<loss>/chosen.json): one cell per loss at its chosen setting",
                       flag_values=values)
   flags.DEFINE_bool("floor", False, "add the step-0 model (untrained) of each config file as a "
                     "cell", flag_values=values)

@@ -59,10 +59,16 @@ def _loss(loss: str, name: str, low: float, high: float, source: str, log: bool 
   return Dimension(name, (f"loss.{loss}.{name}",), low, high, log, integer, source=source)
 
 
-LEARNING_RATE = Dimension(
-    "learning_rate", ("optim.learning_rate",), 1e-5, 1e-3, log=True,
-    source="our choice: a decade either side of the 1e-4 of the paper and of Proxy Anchor's "
-           "code, which also covers Hyp-DML's 1e-5 / 3e-5")
+
+
+def learning_rate(base: float) -> Dimension:
+  """The base rate, a decade either side of the setup's own ``base``."""
+  return Dimension(
+      "learning_rate", ("optim.learning_rate",), base / 10, base * 10, log=True,
+      source="our choice: a decade either side of the setup's base rate (fine-tuning: the "
+             "1e-4 of the paper and of Proxy Anchor's code, which also covers Hyp-DML's "
+             "1e-5 / 3e-5; from scratch: configs/demo.py's 2e-3)")
+
 PROXY_RATE = Dimension(
     "proxy_lr_mult", ("optim.proxy_lr_mult",), 10.0, 1000.0, log=True,
     source="our choice: a decade either side of Proxy Anchor's code's x100 (the paper's "
@@ -119,12 +125,13 @@ LOSS_DIMENSIONS: dict[str, tuple[Dimension, ...]] = {
 }
 
 
-def search_space(loss: str) -> tuple[Dimension, ...]:
-  """The dimensions searched for ``loss``: shared ones first, then the loss's own."""
+def search_space(loss: str, base_rate: float) -> tuple[Dimension, ...]:
+  """The dimensions searched for ``loss`` in a setup of base learning rate ``base_rate``:
+  shared ones first, then the loss's own."""
   if loss not in LOSS_DIMENSIONS:
     raise UserInputError(f"--loss={loss}: no search space for it; choose one of "
                          f"{sorted(LOSS_DIMENSIONS)}.")
-  shared = (LEARNING_RATE, SCHEDULE) + ((PROXY_RATE,) if LOSSES[loss].proxies_per_class else ())
+  shared = (learning_rate(base_rate), SCHEDULE) + ((PROXY_RATE,) if LOSSES[loss].proxies_per_class else ())
   return shared + LOSS_DIMENSIONS[loss]
 
 

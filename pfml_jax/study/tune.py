@@ -91,17 +91,17 @@ def resolved_config(config: str, extra: tuple[str, ...]):
                          f"({error}).") from error
 
 
-def check_spec(spec: TuneSpec, site: Site) -> str:
-  """The metric the search maximises; an error for a spec that cannot be tuned fairly."""
+def checked_setup(spec: TuneSpec, site: Site):
+  """The config every trial starts from; an error for a spec that cannot be tuned fairly."""
   if spec.trials < 1:
     raise UserInputError(f"--trials must be >= 1, got {spec.trials}.")
-  search_space(spec.loss)  # an unknown loss fails here
+  search_space(spec.loss, 1.0)  # an unknown loss fails here
   config = resolved_config(spec.config, (f"--config.loss.name={spec.loss}", *site.extra))
   if config.eval.protocol != "validated":
     raise UserInputError(
         f"--config={spec.config} runs eval.protocol={config.eval.protocol!r}, which has no "
         "validation classes to choose on: add --config.eval.protocol=validated.")
-  return config.eval.selection_metric
+  return config
 
 
 @contextlib.contextmanager
@@ -160,11 +160,11 @@ def validation_value(run_dir: Path, metric: str) -> float:
 class Search:
   """Runs a search's trials until its budget is spent (see the module docstring)."""
 
-  def __init__(self, spec: TuneSpec, site: Site, workdir: Path, metric: str,
+  def __init__(self, spec: TuneSpec, site: Site, workdir: Path, setup,
                echo: Callable[[str], None]):
-    self.spec, self.site, self.workdir, self.metric, self.echo = (spec, site, workdir, metric,
-                                                                 echo)
-    self.space = search_space(spec.loss)
+    self.spec, self.site, self.workdir, self.echo = spec, site, workdir, echo
+    self.metric = setup.eval.selection_metric
+    self.space = search_space(spec.loss, setup.optim.learning_rate)
     self.search = open_search(spec, site, workdir)
     self.lock = threading.Lock()
     self.stopped = False
@@ -269,11 +269,11 @@ def tune(spec: TuneSpec, workdir: str | Path, site: Site = Site(), parallel: int
   """Runs the search to its budget; returns the chosen setting (None if no trial finished)."""
   if parallel < 1:
     raise UserInputError(f"--parallel must be >= 1, got {parallel}.")
-  metric = check_spec(spec, site)
+  setup = checked_setup(spec, site)
   workdir = Path(workdir).resolve()
   optuna.logging.set_verbosity(optuna.logging.WARNING)
   with exclusive(workdir):
-    search = Search(spec, site, workdir, metric, echo)
+    search = Search(spec, site, workdir, setup, echo)
     if search.interrupted:
       echo(f"finishing interrupted trials {[t.number for t in search.interrupted]}")
     search.run(parallel)

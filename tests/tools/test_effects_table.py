@@ -1,0 +1,92 @@
+"""tools/effects_table.py on a study folder of written run summaries: the paired differences,
+their 95 % intervals and verdicts, held against an independent float64 computation."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pfml_jax.study.commands import Site
+from pfml_jax.study.grid import FLOOR, FLOOR_OVERRIDES, Cell, Study
+from pfml_jax.study.manifest import write_manifest
+from tools import effects_table, strongest_losses
+
+SEEDS = (0, 1, 2)
+T_975_DF2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (tables)
+
+
+def write_study(folder, recall, validation=None, methods=("pfml", "triplet")) -> None:
+  """A finished study whose run (method, noise, seed) has test Recall@1 recall[...] and
+  validation Recall@1 validation[...] (default: the same)."""
+  validation = validation or recall
+  cells = [Cell("configs/small/shared_scratch.py", FLOOR_OVERRIDES, (("method", FLOOR),))]
+  cells += [Cell("configs/small/shared_scratch.py", (("loss.name", m), ("data.label_noise", n)),
+                 (("method", m), ("label_noise", n)))
+            for m in methods for n in (0.0, 0.2)]
+  study = Study("effects", tuple(cells), SEEDS)
+  write_manifest(folder, study, Site(), {})
+  for run in study.runs():
+    labels = dict(run.cell.values)
+    key = (labels["method"], labels.get("label_noise", 0.0), run.seed)
+    metrics = {"recall@1": recall[key] / 100, "num_queries": 10}
+    summary = {"protocol": "validated", "test": metrics,
+               "val": {"recall@1": validation[key] / 100}, "final": {"test": metrics}}
+    (folder / run.folder / "eval").mkdir(parents=True)
+    (folder / run.folder / "eval" / "summary.json").write_text(json.dumps(summary))
+
+
+def interval(differences):
+  d = np.asarray(differences, np.float64)
+  half = T_975_DF2 * d.std(ddof=1) / np.sqrt(len(d))
+  return d.mean(), d.mean() - half, d.mean() + half
+
+
+def row(text, name):
+  (line,) = [l for l in text.splitlines() if l.startswith(f"| {name} |")]
+  cells = [c.strip() for c in line.strip("|").split("|")]
+  low, high = (float(v) for v in cells[3].strip("[]").split(","))
+  return int(cells[1]), float(cells[2]), low, high, cells[5]
+
+
+def test_paired_differences_and_verdicts(tmp_path, capsys):
+  rng = np.random.default_rng(0)
+  recall = {(FLOOR, 0.0, s): 30 + rng.normal() for s in SEEDS}
+  for s in SEEDS:
+    recall[("pfml", 0.0, s)] = 70 + rng.normal()
+    recall[("triplet", 0.0, s)] = recall[("pfml", 0.0, s)] + rng.normal() * 3
+    recall[("pfml", 0.2, s)] = recall[("pfml", 0.0, s)] - 10 + rng.normal()
+    recall[("triplet", 0.2, s)] = recall[("triplet", 0.0, s)] - 2 + rng.normal()
+  write_study(tmp_path, recall)
+  effects_table.main([str(tmp_path)])
+  text = capsys.readouterr().out
+  contrasts = {
+      "PFML, noise 0": [recall[("pfml", 0.0, s)] - recall[(FLOOR, 0.0, s)] for s in SEEDS],
+      "vs Triplet, noise 0": [recall[("pfml", 0.0, s)] - recall[("triplet", 0.0, s)]
+                              for s in SEEDS],
+      "Triplet drop at noise 0.2": [recall[("triplet", 0.0, s)] - recall[("triplet", 0.2, s)]
+                                    for s in SEEDS],
+  }
+  drops = text.split("Drop under noise")[1]
+  contrasts["drops: vs Triplet, noise 0.2"] = [
+      (recall[("pfml", 0.0, s)] - recall[("pfml", 0.2, s)]) -
+      (recall[("triplet", 0.0, s)] - recall[("triplet", 0.2, s)]) for s in SEEDS]
+  for name, differences in contrasts.items():
+    n, mean, low, high, said = row(drops, name[7:]) if name.startswith("drops") else row(text,
+                                                                                        name)
+    expected = interval(differences)
+    assert n == 3 and (mean, low, high) == pytest.approx(expected, abs=0.051)
+    assert said == ("> 0" if expected[1] > 0 else "< 0" if expected[2] < 0 else "inconclusive")
+  assert row(text, "PFML, noise 0")[4] == "> 0"  # 40 points over the floor, sd ~1.4
+
+
+def test_the_strongest_losses_are_ranked_on_validation(tmp_path, capsys):
+  """On test Proxy Anchor leads, on validation HIST and then Triplet: the tool says the latter."""
+  methods = ("pfml", "triplet", "hist", "proxy_anchor")
+  test = {(m, n, s): v for m, v in ((FLOOR, 30.0), ("pfml", 90.0), ("triplet", 60.0),
+                                    ("hist", 50.0), ("proxy_anchor", 80.0))
+          for n in (0.0, 0.2) for s in SEEDS}
+  validation = {(m, n, s): {"hist": 70.0, "triplet": 65.0, "proxy_anchor": 40.0}.get(m, 99.0)
+                for m, n, s in test}
+  write_study(tmp_path, test, validation, methods)
+  strongest_losses.main([str(tmp_path)])
+  assert capsys.readouterr().out.strip() == "hist,triplet"

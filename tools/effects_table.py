@@ -1,0 +1,121 @@
+"""Paired effects of a study with a 95 % interval: each loss against the step-0 floor, PFML
+against each other loss, and (with label noise) PFML's drop under noise against each other's.
+
+    python -m tools.effects_table STUDY_DIR [--metric=recall@1] [--result=best] \
+        > docs/reproduction/<study>_effects.md
+
+Runs are paired by seed: within a study every cell of a seed shares its initialisation seed
+and, under ``data.split_per_seed``, its validation classes. For each contrast: n (the seeds
+both sides finished), the mean difference in points, its 95 % interval (Student t, n - 1
+degrees of freedom), the two-sided p of the paired t-test, and a verdict: ``> 0`` or ``< 0``
+where the interval excludes zero, else ``inconclusive``. ``--result``: ``best`` is the test
+result of the checkpoint chosen on validation (the validated protocol's reported number),
+``final`` the last step's, ``validation`` the chosen checkpoint's validation result.
+"""
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from absl import flags
+from scipy import stats
+
+from pfml_jax.command_line import fail, parse_tool_flags
+from pfml_jax.study import manifest as manifest_lib
+from pfml_jax.study.aggregate import METHOD_NAMES, run_results
+from pfml_jax.study.grid import FLOOR, Study
+from pfml_jax.study.runner import SUMMARY
+from pfml_jax.user_errors import UserInputError
+
+NOISE = "label_noise"
+REFERENCE = "pfml"
+
+
+def per_seed(study: Study, workdir: Path, result: str, metric: str) -> dict[tuple, dict]:
+  """{(method, noise): {seed: value}} over the study's finished runs."""
+  values: dict[tuple, dict] = {}
+  for run in study.runs():
+    path = workdir / run.folder / SUMMARY
+    if not path.exists():
+      continue
+    labels = dict(run.cell.values)
+    key = (labels.get("method", REFERENCE), labels.get(NOISE, labels.get("noise", 0.0)))
+    values.setdefault(key, {})[run.seed] = run_results(json.loads(path.read_text()))[1][
+        result][metric]
+  return values
+
+
+def paired(left: dict, right: dict) -> dict | None:
+  """The paired difference left - right over the seeds both have (None below two)."""
+  seeds = sorted(set(left) & set(right))
+  if len(seeds) < 2:
+    return None
+  differences = [left[s] - right[s] for s in seeds]
+  mean, sd, n = statistics.fmean(differences), statistics.stdev(differences), len(seeds)
+  half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+  p = 1.0 if sd == 0 else 2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)
+  verdict = "> 0" if mean - half > 0 else "< 0" if mean + half < 0 else "inconclusive"
+  return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "p": p,
+          "verdict": verdict}
+
+
+def _row(name: str, effect: dict | None) -> str:
+  if effect is None:
+    return f"| {name} | <2 | | | | |"
+  return (f"| {name} | {effect['n']} | {effect['mean']:+.1f} | "
+          f"[{effect['low']:+.1f}, {effect['high']:+.1f}] | {effect['p']:.3f} | "
+          f"{effect['verdict']} |")
+
+
+def tables(values: dict[tuple, dict], metric: str, result: str) -> str:
+  header = ["| contrast | n | mean (points) | 95 % interval | p (paired t) | verdict |",
+            "|---|---|---|---|---|---|"]
+  methods = [m for m in dict.fromkeys(m for m, _ in values) if m != FLOOR]
+  noises = sorted({noise for _, noise in values})
+  floor = values.get((FLOOR, 0.0), {})
+  name = lambda method: METHOD_NAMES.get(method, method)
+  out = [f"{metric}, {result} result, paired over seeds.", "",
+         "Each loss minus the step-0 floor:", "", *header]
+  out += [_row(f"{name(m)}, noise {noise:g}", paired(values[(m, noise)], floor))
+          for noise in noises for m in methods if (m, noise) in values]
+  out += ["", f"{name(REFERENCE)} minus each other loss:", "", *header]
+  out += [_row(f"vs {name(m)}, noise {noise:g}",
+               paired(values.get((REFERENCE, noise), {}), values[(m, noise)]))
+          for noise in noises for m in methods if m != REFERENCE and (m, noise) in values]
+  if len(noises) > 1:
+    drop = {(m, noise): {s: clean[s] - noisy[s] for s in set(clean) & set(noisy)}
+            for m in methods for noise in noises[1:]
+            if (clean := values.get((m, 0.0), {})) and (noisy := values.get((m, noise), {}))}
+    out += ["", "Drop under noise (clean minus noisy), each loss; then "
+            f"{name(REFERENCE)}'s drop minus each other loss's (negative: "
+            f"{name(REFERENCE)} degrades less):", "", *header]
+    out += [_row(f"{name(m)} drop at noise {noise:g}", paired(d, {s: 0.0 for s in d}))
+            for (m, noise), d in drop.items()]
+    out += [_row(f"vs {name(m)}, noise {noise:g}", paired(drop.get((REFERENCE, noise), {}), d))
+            for (m, noise), d in drop.items() if m != REFERENCE]
+  return "\n".join(out)
+
+
+_FLAGS = flags.FlagValues()
+flags.DEFINE_string("metric", "recall@1", "the metric compared", flag_values=_FLAGS)
+flags.DEFINE_enum("result", "best", ["best", "final", "validation"], "which result of each run",
+                  flag_values=_FLAGS)
+
+
+def main(argv: list[str] | None = None) -> None:
+  folders = parse_tool_flags(_FLAGS, argv, __doc__)
+  if len(folders) != 1:
+    fail("give one argument, the study's folder.")
+  try:
+    study = manifest_lib.study_from_manifest(folders[0])
+  except UserInputError as error:
+    fail(str(error))
+  values = per_seed(study, Path(folders[0]), _FLAGS.result, _FLAGS.metric)
+  if not values:
+    fail(f"{folders[0]}: no finished run; run the study first.")
+  print(tables(values, _FLAGS.metric, _FLAGS.result))
+
+
+if __name__ == "__main__":
+  main()
