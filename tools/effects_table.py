@@ -1,8 +1,10 @@
 """Paired effects of a study with a 95 % interval: each loss against the step-0 floor, PFML
 against each other loss, and (with label noise) PFML's drop under noise against each other's.
 
-    python -m tools.effects_table STUDY_DIR [--metric=recall@1] [--result=best] \
-        > docs/reproduction/<study>_effects.md
+    python -m tools.effects_table STUDY_DIR [STUDY_DIR ...] [--metric=recall@1] \
+        [--result=best] > docs/reproduction/<study>_effects.md
+
+Several folders (e.g. a study and the noise levels another added) are read as one.
 
 Runs are paired by seed: within a study every cell of a seed shares its initialisation seed
 and, under ``data.split_per_seed``, its validation classes. For each contrast: n (the seeds
@@ -43,6 +45,23 @@ def per_seed(study: Study, workdir: Path, result: str, metric: str) -> dict[tupl
     key = (labels.get("method", REFERENCE), labels.get(NOISE, labels.get("noise", 0.0)))
     values.setdefault(key, {})[run.seed] = run_results(json.loads(path.read_text()))[1][
         result][metric]
+  return values
+
+
+def studies_per_seed(folders: list[str], result: str, metric: str) -> dict[tuple, dict]:
+  """``per_seed`` of several study folders, merged; one ``error:`` line for a folder that is
+  no study or has no finished run."""
+  values: dict[tuple, dict] = {}
+  for folder in folders:
+    try:
+      study = manifest_lib.study_from_manifest(folder)
+    except UserInputError as error:
+      fail(str(error))
+    found = per_seed(study, Path(folder), result, metric)
+    if not found:
+      fail(f"{folder}: no finished run; run the study first.")
+    for key, runs in found.items():
+      values.setdefault(key, {}).update(runs)
   return values
 
 
@@ -105,16 +124,10 @@ flags.DEFINE_enum("result", "best", ["best", "final", "validation"], "which resu
 
 def main(argv: list[str] | None = None) -> None:
   folders = parse_tool_flags(_FLAGS, argv, __doc__)
-  if len(folders) != 1:
-    fail("give one argument, the study's folder.")
-  try:
-    study = manifest_lib.study_from_manifest(folders[0])
-  except UserInputError as error:
-    fail(str(error))
-  values = per_seed(study, Path(folders[0]), _FLAGS.result, _FLAGS.metric)
-  if not values:
-    fail(f"{folders[0]}: no finished run; run the study first.")
-  print(tables(values, _FLAGS.metric, _FLAGS.result))
+  if not folders:
+    fail("give the study's folder (or several).")
+  print(tables(studies_per_seed(folders, _FLAGS.result, _FLAGS.metric), _FLAGS.metric,
+               _FLAGS.result))
 
 
 if __name__ == "__main__":

@@ -4,19 +4,51 @@
 #
 #     bash tools/run_reproduction.sh [STUDIES_DIR]     # default studies/small
 #
-# A rerun skips finished runs and resumes partial ones. Order: the paper's regime first
-# (pretrained: every loss, clean and 20 % noise, 3 seeds), the choice of PFML's from-scratch
-# field on the validation classes (small_scratch_tuning, 3 seeds), the from-scratch regime (3
-# seeds), the four PFML ablations in the pretrained regime (2 seeds), proxies started on their
-# classes (small_proxy_init) and PFML against Proxy Anchor on the demo's one recipe
-# (demo_recipe, 3 seeds); the tables and plots land in <study>/aggregate/ and are copied to
-# docs/reproduction/.
+# A rerun skips finished runs and trials and resumes partial ones, so it can run in parts
+# (kill it, rerun it). Order: the fair comparison from scratch (every loss tuned on validation
+# classes with the same budget, then 5 seeds clean and at 20 % noise with the step-0 floor, then
+# the noise curve of PFML and the two strongest baselines), then each loss's published recipe
+# in both regimes (pretrained: every loss, clean and 20 % noise, 3 seeds), the choice of PFML's
+# from-scratch field for its published-recipe scratch run (small_scratch_tuning, 3 seeds), the
+# four PFML ablations in the pretrained regime (2 seeds), proxies started on their classes
+# (small_proxy_init) and PFML against Proxy Anchor on the demo's one recipe (demo_recipe, 3
+# seeds); the tables and plots land in <study>/aggregate/ and are copied to docs/reproduction/.
 set -euo pipefail
 OUT=${1:-studies/small}
 PARALLEL=${PARALLEL:-2}
 PYTHON=${PYTHON:-python}
+TRIALS=${TRIALS:-10}  # the tuning budget of every loss [docs/reproduction.md]
+LOSSES="pfml proxy_anchor proxy_nca normalized_softmax multi_similarity triplet hist"
 export XLA_FLAGS="${XLA_FLAGS:-} --xla_cpu_multi_thread_eigen=false"
 study() { "$PYTHON" -m pfml_jax.study "$@"; }
+
+# The fair comparison in the shared setup of one regime: $1 = scratch | pretrained.
+fair() {
+  local regime=$1 dir=$OUT/fair_$1
+  for loss in $LOSSES; do
+    study tune --config="configs/small/shared_$regime.py" --loss="$loss" --trials="$TRIALS" \
+        --workdir="$dir/tune/$loss" --parallel="$PARALLEL"
+  done
+  study run --tuned="$dir/tune" --floor --sweep=data.label_noise=0.0,0.2 --seeds=0,1,2,3,4 \
+      --name="fair_$regime" --workdir="$dir/tuned" --parallel="$PARALLEL"
+  local strongest
+  strongest=$("$PYTHON" -m tools.strongest_losses "$dir/tuned")
+  study run --tuned="$dir/tune/pfml,$dir/tune/${strongest/,/,$dir/tune/}" \
+      --sweep=data.label_noise=0.1,0.4 --seeds=0,1,2,3,4 --name="noise_curve_$regime" \
+      --workdir="$dir/noise_curve" --parallel="$PARALLEL"
+  mkdir -p docs/reproduction
+  study aggregate --workdir="$dir/tuned"
+  cp "$dir/tuned"/aggregate/* docs/reproduction/
+  "$PYTHON" -m tools.effects_table "$dir/tuned" "$dir/noise_curve" \
+      > "docs/reproduction/fair_${regime}_effects.md"
+  "$PYTHON" -m tools.noise_curve "$dir/tuned" "$dir/noise_curve" --losses="pfml,$strongest" \
+      --out="docs/reproduction/noise_curve_$regime.png" > "docs/reproduction/noise_curve_$regime.md"
+  for loss in $LOSSES; do
+    cp "$dir/tune/$loss/trials.csv" "docs/reproduction/tune_${regime}_$loss.csv"
+  done
+}
+
+fair scratch
 
 study run small_pretrained --workdir="$OUT/small_pretrained" --parallel="$PARALLEL"
 study run small_scratch_tuning --workdir="$OUT/small_scratch_tuning" --parallel="$PARALLEL"

@@ -6,15 +6,12 @@ on test).
 """
 
 import statistics
-from pathlib import Path
 
 from absl import flags
 
 from pfml_jax.command_line import fail, parse_tool_flags
-from pfml_jax.study import manifest as manifest_lib
 from pfml_jax.study.grid import FLOOR
-from pfml_jax.user_errors import UserInputError
-from tools.effects_table import REFERENCE, per_seed
+from tools.effects_table import REFERENCE, studies_per_seed
 
 _FLAGS = flags.FlagValues()
 flags.DEFINE_integer("k", 2, "how many losses", lower_bound=1, flag_values=_FLAGS)
@@ -32,11 +29,7 @@ def main(argv: list[str] | None = None) -> None:
   folders = parse_tool_flags(_FLAGS, argv, __doc__)
   if len(folders) != 1:
     fail("give one argument, the study's folder.")
-  try:
-    study = manifest_lib.study_from_manifest(folders[0])
-  except UserInputError as error:
-    fail(str(error))
-  chosen = strongest(per_seed(study, Path(folders[0]), "validation", _FLAGS.metric), _FLAGS.k)
+  chosen = strongest(studies_per_seed(folders, "validation", _FLAGS.metric), _FLAGS.k)
   if len(chosen) < _FLAGS.k:
     fail(f"{folders[0]}: fewer than {_FLAGS.k} other losses have finished clean runs.")
   print(",".join(chosen))

@@ -40,11 +40,13 @@ def tuned_study(name: str, tuned: str, sweeps: Sequence[tuple[str, Sequence[Valu
   if len(configs) != 1:
     raise UserInputError(f"--tuned={tuned}: its searches tuned different setups "
                          f"({', '.join(sorted(configs))}); a fair comparison shares one.")
-  cells = []
-  for setting in chosen:
-    fixed = tuple(setting["overrides"].items())
-    for cell in sweep_study(name, [setting["config"]], sweeps, seeds, fixed).cells:
-      cells.append(Cell(cell.config, cell.overrides, (("method", setting["loss"]),) + cell.values))
+  grids = [[Cell(cell.config, cell.overrides, (("method", setting["loss"]),) + cell.values)
+            for cell in sweep_study(name, [setting["config"]], sweeps, seeds,
+                                    tuple(setting["overrides"].items())).cells]
+           for setting in chosen]
+  # Sweep-major: every loss at the first value before any at the second, so that a study cut
+  # short has whole rows to compare.
+  cells = [cell for row in zip(*grids) for cell in row]
   return Study(name, tuple(cells), tuple(seeds),
                f"{name}: every loss at its tuned setting ({configs.pop()})",
                notes=tuple(f"{s['loss']}: chosen on validation, trial {s['trial']} of "

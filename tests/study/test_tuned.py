@@ -28,7 +28,8 @@ def test_each_loss_runs_its_chosen_setting_at_every_sweep_value(tmp_path):
   runs = [shlex.split(line) for line in result.stdout.splitlines()]
   assert len(runs) == (1 + 2 * 2) * 2  # the floor, then 2 losses x 2 noise levels, 2 seeds
   assert all(f"--config={SETUP}" in run for run in runs)
-  floor, pfml, triplet = runs[:2], runs[2:6], runs[6:]
+  floor, clean, noisy = runs[:2], runs[2:6], runs[6:]
+  pfml, triplet = clean[:2] + noisy[:2], clean[2:] + noisy[2:]  # every loss clean first
   assert all("--config.steps=1" in run for run in floor)
   assert all({"--config.loss.name=pfml", "--config.optim.learning_rate=0.004",
               "--config.loss.pfml.alpha=2.5"} <= set(run) for run in pfml)

@@ -9,20 +9,21 @@ import pytest
 from pfml_jax.study.commands import Site
 from pfml_jax.study.grid import FLOOR, FLOOR_OVERRIDES, Cell, Study
 from pfml_jax.study.manifest import write_manifest
-from tools import effects_table, strongest_losses
+from tools import effects_table, noise_curve, strongest_losses
 
 SEEDS = (0, 1, 2)
 T_975_DF2 = 4.302652729911275  # Student t, 97.5 % quantile, 2 degrees of freedom (tables)
 
 
-def write_study(folder, recall, validation=None, methods=("pfml", "triplet")) -> None:
+def write_study(folder, recall, validation=None, methods=("pfml", "triplet"),
+                noises=(0.0, 0.2)) -> None:
   """A finished study whose run (method, noise, seed) has test Recall@1 recall[...] and
   validation Recall@1 validation[...] (default: the same)."""
   validation = validation or recall
   cells = [Cell("configs/small/shared_scratch.py", FLOOR_OVERRIDES, (("method", FLOOR),))]
   cells += [Cell("configs/small/shared_scratch.py", (("loss.name", m), ("data.label_noise", n)),
                  (("method", m), ("label_noise", n)))
-            for m in methods for n in (0.0, 0.2)]
+            for m in methods for n in noises]
   study = Study("effects", tuple(cells), SEEDS)
   write_manifest(folder, study, Site(), {})
   for run in study.runs():
@@ -90,3 +91,24 @@ def test_the_strongest_losses_are_ranked_on_validation(tmp_path, capsys):
   write_study(tmp_path, test, validation, methods)
   strongest_losses.main([str(tmp_path)])
   assert capsys.readouterr().out.strip() == "hist,triplet"
+
+
+def test_the_noise_curve_merges_studies_into_one_table(tmp_path, capsys):
+  """Noise 0 and 0.2 from one study, 0.1 and 0.4 from another: one row per loss."""
+  rng = np.random.default_rng(1)
+  recall = {(m, n, s): rng.uniform(20, 90) for m in ("pfml", "triplet")
+            for n in (0.0, 0.1, 0.2, 0.4) for s in SEEDS}
+  recall.update({(FLOOR, 0.0, s): 30.0 for s in SEEDS})
+  write_study(tmp_path / "a", recall)
+  write_study(tmp_path / "b", recall, noises=(0.1, 0.4))
+  out = tmp_path / "curve.png"
+  noise_curve.main([str(tmp_path / "a"), str(tmp_path / "b"), "--losses=pfml,triplet",
+                    f"--out={out}"])
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0] == "| loss | noise 0 | noise 0.1 | noise 0.2 | noise 0.4 |"
+  pfml = [c.strip() for c in lines[2].strip("|").split("|")]
+  for column, noise in enumerate((0.0, 0.1, 0.2, 0.4), start=1):
+    runs = [recall[("pfml", noise, s)] for s in SEEDS]
+    assert pfml[column] == f"{np.mean(runs):.1f} ± {np.std(runs, ddof=1):.1f} (n = 3)"
+  assert lines[-1].startswith("| Step 0 (floor) | 30.0 ± 0.0 (n = 3) |")
+  assert out.stat().st_size > 10_000
