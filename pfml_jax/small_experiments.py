@@ -27,7 +27,8 @@ mirrored glyph is another character: b/d, p/q).
 Regimes:
   pretrained: fine-tune a glyph-pretrained backbone (characters disjoint from the demo classes;
     ``data/demo_assets/GLYPH_BACKBONE.md``): BatchNorm frozen, the backbone frozen in warm-up,
-    proxies at x100 (the paper's recipe).
+    proxies at x100 (the paper's recipe). The published recipes fine-tune the fully pretrained
+    backbone; the shared setup the shortly pretrained one, whose features fine-tuning improves.
   scratch: as ``configs/demo.py``: random init, BatchNorm trained, no warm-up (nothing to
     protect), base rate 2e-3 (the recipe's multipliers kept); the PFML recipe's field is wider
     (``SCRATCH_DELTA``), chosen on the validation classes by the study
@@ -42,8 +43,12 @@ from pfml_jax import default_config, experiments
 from pfml_jax.user_errors import ConfigError
 
 REGIMES = ("scratch", "pretrained")
-GLYPH_BACKBONE = os.path.join(os.path.dirname(__file__), "data", "demo_assets",
-                              "glyph_backbone.safetensors")
+_ASSETS = os.path.join(os.path.dirname(__file__), "data", "demo_assets")
+GLYPH_BACKBONE = os.path.join(_ASSETS, "glyph_backbone.safetensors")
+# The same pretraining stopped at 250 of 800 steps: features that fine-tuning can improve on
+# (step-0 test Recall@1 56 against 90 for the full one, shared setup) [issue 20;
+# data/demo_assets/GLYPH_BACKBONE.md].
+GLYPH_BACKBONE_SHORT = os.path.join(_ASSETS, "glyph_backbone_short.safetensors")
 EPOCHS = 8  # about 1 minute per run on a 2-core CPU (docs/configs.md lists measured runs)
 VALIDATIONS = 2  # validation passes per run: at half-way and at the end
 # Held-out training classes (of the demo's 76): at least 20 [issue 20: 8 resolved only coarse
@@ -100,7 +105,7 @@ def shared_setup(regime: str, loss: str = "pfml") -> ml_collections.ConfigDict:
   config.optim.weight_decay = 1e-4  # AdamW [PA; paper: 1e-4 on Cars]
   config.optim.schedule = "cosine"  # a start for the search, which also tries constant [ours]
   if regime == "pretrained":
-    config.model.pretrained = GLYPH_BACKBONE
+    config.model.pretrained = GLYPH_BACKBONE_SHORT
     config.model.frozen_bn = True  # [paper: BN frozen on CUB/Cars]
     config.optim.warmup_epochs = 1  # [paper: 1 warm-up epoch]
     config.optim.learning_rate = 1e-4  # the search's centre [supp, PA]

@@ -87,4 +87,5 @@ def test_the_shared_setup_changes_only_the_loss(regime):
   assert config.data.val_classes >= 20 and config.data.split_per_seed
   assert not config.data.flip  # glyphs: a mirror image is another character
   assert config.data.sampler == "class_balanced" and config.data.images_per_class == 4
-  assert bool(config.model.pretrained) == (regime == "pretrained")
+  assert (os.path.isfile(config.model.pretrained) if regime == "pretrained" else
+          config.model.pretrained == "")
