@@ -5,9 +5,10 @@
 #     bash tools/run_reproduction.sh [STUDIES_DIR]     # default studies/small
 #
 # A rerun skips finished runs and trials and resumes partial ones, so it can run in parts
-# (kill it, rerun it). Order: the fair comparison from scratch (every loss tuned on validation
-# classes with the same budget, then 5 seeds clean and at 20 % noise with the step-0 floor, then
-# the noise curve of PFML and the two strongest baselines), then each loss's published recipe
+# (kill it, rerun it). Order: the fair comparison from scratch, then pretrained (every loss
+# tuned on validation classes with the same budget, then 5 seeds clean and at 20 % noise with
+# the step-0 floor, then the noise curve of PFML and the two strongest baselines; configs/small/
+# shared_*.py), then each loss's published recipe
 # in both regimes (pretrained: every loss, clean and 20 % noise, 3 seeds), the choice of PFML's
 # from-scratch field for its published-recipe scratch run (small_scratch_tuning, 3 seeds), the
 # four PFML ablations in the pretrained regime (2 seeds), proxies started on their classes
@@ -49,6 +50,7 @@ fair() {
 }
 
 fair scratch
+fair pretrained
 
 study run small_pretrained --workdir="$OUT/small_pretrained" --parallel="$PARALLEL"
 study run small_scratch_tuning --workdir="$OUT/small_scratch_tuning" --parallel="$PARALLEL"
