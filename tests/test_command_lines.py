@@ -19,6 +19,8 @@ IN_PROCESS = [
     ("pfml_jax.models.export_weights", []), ("tools.build_demo_set", []),
     ("tools.build_pretrain_set", []), ("tools.pretrain_backbone", []),
     ("tools.forces_table", []), ("tools.diagnostics_table", []),
+    ("tools.effects_table", []), ("tools.noise_curve", []), ("tools.strongest_losses", []),
+    ("tools.tuning_table", []),
 ]
 # app.run entry points (global absl flags), as a user runs them.
 SUBPROCESS = ["pfml_jax.main", "pfml_jax.aot"]

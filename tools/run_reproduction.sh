@@ -44,6 +44,7 @@ fair() {
       > "docs/reproduction/fair_${regime}_effects.md"
   "$PYTHON" -m tools.noise_curve "$dir/tuned" "$dir/noise_curve" --losses="pfml,$strongest" \
       --out="docs/reproduction/noise_curve_$regime.png" > "docs/reproduction/noise_curve_$regime.md"
+  "$PYTHON" -m tools.tuning_table "$dir/tune" > "docs/reproduction/fair_${regime}_tuning.md"
   for loss in $LOSSES; do
     cp "$dir/tune/$loss/trials.csv" "docs/reproduction/tune_${regime}_$loss.csv"
   done
