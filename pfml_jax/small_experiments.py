@@ -91,48 +91,50 @@ def shared_setup(regime: str, loss: str = "pfml") -> ml_collections.ConfigDict:
     raise ConfigError(f"Unknown regime {regime!r}; choose one of {list(REGIMES)}.")
   config = default_config.get_config()
   config.recipe = f"shared_{regime}"
-  config.loss.name = loss or "pfml"
+  config.loss.name = loss or "pfml"  # the part after ":" [ours]
   _small_scale(config)
-  config.data.val_classes = VAL_CLASSES
-  config.data.split_per_seed = True
-  config.data.flip = False  # a mirrored glyph is another character [docs/data.md]
+  config.data.val_classes = VAL_CLASSES  # [ours: VAL_CLASSES]
+  config.data.split_per_seed = True  # the seeds' spread includes the held-out draw [ours]
+  config.data.flip = False  # a mirrored glyph is another character [ours: docs/data.md]
   # P x K = 32 x 4: tuple losses need positives in the batch, proxy losses train on it as well
-  # [configs/demo.py; the field's K = 4].
-  config.data.sampler = "class_balanced"
-  config.data.classes_per_batch = 32
-  config.data.images_per_class = 4
+  # [ours: the field's K = 4, 32 classes as the demo has always used].
+  config.data.sampler = "class_balanced"  # [ours: see above]
+  config.data.classes_per_batch = 32  # [ours: see above]
+  config.data.images_per_class = 4  # [conv: K = 4]
   config.model.pooling = "avg"  # what the glyph backbone was pretrained with [paper: GAP]
   config.optim.weight_decay = 1e-4  # AdamW [PA; paper: 1e-4 on Cars]
   config.optim.schedule = "cosine"  # a start for the search, which also tries constant [ours]
   if regime == "pretrained":
-    config.model.pretrained = GLYPH_BACKBONE_SHORT
+    config.model.pretrained = GLYPH_BACKBONE_SHORT  # [ours: GLYPH_BACKBONE_SHORT]
     config.model.frozen_bn = True  # [paper: BN frozen on CUB/Cars]
     config.optim.warmup_epochs = 1  # [paper: 1 warm-up epoch]
     config.optim.learning_rate = 1e-4  # the search's centre [supp, PA]
-    config.optim.proxy_lr_mult = 100.0  # [supp, PA]
+    config.optim.proxy_lr_mult = 100.0  # the search's centre [supp, PA]
   else:
-    config.model.frozen_bn = False
-    config.optim.warmup_epochs = 0
-    config.optim.learning_rate = 2e-3  # the search's centre [configs/demo.py: from scratch]
-    config.optim.proxy_lr_mult = 10.0  # the search's centre [configs/demo.py]
+    config.model.frozen_bn = False  # trained from scratch [ours]
+    config.optim.warmup_epochs = 0  # nothing pretrained to protect [ours]
+    # The search's centres [ours: the demo's long-standing rates, which the search brackets a
+    # decade either side].
+    config.optim.learning_rate = 2e-3  # [ours: see above]
+    config.optim.proxy_lr_mult = 10.0  # [ours: see above]
   return config
 
 
 def _small_scale(config: ml_collections.ConfigDict) -> None:
   """What every small run shares: the demo set, the tiny network, the validated protocol."""
-  config.data.name = "demo"
-  config.eval.protocol = "validated"
-  # Glyphs are small and placed at random: smaller crops can hold no ink [configs/demo.py].
+  config.data.name = "demo"  # the shipped glyph set [ours]
+  config.eval.protocol = "validated"  # chosen on held-out classes, test once [ours]
+  # Glyphs are small and placed at random: smaller crops can hold no ink [ours].
   config.data.crop_scale = (0.8, 1.0)
-  config.data.workers = 0
-  config.model.backbone = "resnet50_tiny"
-  config.model.embedding_dim = 64
-  config.model.dtype = "float32"  # bfloat16 is slow on CPUs
-  config.epochs = EPOCHS
-  config.eval.every_epochs = max(1, EPOCHS // VALIDATIONS)
-  config.eval.backend = "jax"
-  config.checkpoint.every_steps = 10**6  # saves at evaluations and at the end only
-  config.log_every_steps = 20
+  config.data.workers = 0  # the cached input decodes in the main process [ours]
+  config.model.backbone = "resnet50_tiny"  # a ResNet-50 shape that trains on CPUs [ours]
+  config.model.embedding_dim = 64  # [ours: for 76 classes]
+  config.model.dtype = "float32"  # bfloat16 is slow on CPUs [ours]
+  config.epochs = EPOCHS  # [ours: EPOCHS]
+  config.eval.every_epochs = max(1, EPOCHS // VALIDATIONS)  # [ours: VALIDATIONS]
+  config.eval.backend = "jax"  # exact search, no faiss start-up for small sets [ours]
+  config.checkpoint.every_steps = 10**6  # saves at evaluations and at the end only [ours]
+  config.log_every_steps = 20  # [ours]
   # A study runs ~100 of these: pictures per run would cost more than the run's evaluation
   # [our choice]; --config.plots=True draws them.
   config.plots = False

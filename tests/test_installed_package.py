@@ -72,7 +72,7 @@ def test_demo_study_inference_and_viz_run_from_another_folder(installed, tmp_pat
   assert "demo_recipe" in listed
   emitted = run(env, elsewhere, "-m", "pfml_jax.study", "emit", "demo_recipe", "--seeds=0",
                 "--emit=commands", "--workdir=studies/demo").stdout.splitlines()
-  assert emitted and all("--config=configs/demo.py" in line for line in emitted)
+  assert emitted and all("--config=configs/small/demo_recipe.py" in line for line in emitted)
 
   run(env, elsewhere, "-m", "pfml_jax.main", "--config=configs/demo.py", "--workdir=run",
       "--config.steps=2", "--config.plots=false", "--config.eval.diagnostics=false")

@@ -5,15 +5,16 @@
 #     bash tools/run_reproduction.sh [STUDIES_DIR]     # default studies/small
 #
 # A rerun skips finished runs and trials and resumes partial ones, so it can run in parts
-# (kill it, rerun it). Order: the fair comparison from scratch, then pretrained (every loss
-# tuned on validation classes with the same budget, then 5 seeds clean and at 20 % noise with
-# the step-0 floor, then the noise curve of PFML and the two strongest baselines; configs/small/
-# shared_*.py), then each loss's published recipe
+# (kill it, rerun it). Order: the fair comparison from scratch (every loss tuned on validation
+# classes with the same budget, then 5 seeds clean and at 20 % noise with the step-0 floor, then
+# the noise curve of PFML and the two strongest baselines; configs/small/shared_*.py), the
+# opening comparison on its demo recipe (demo_recipe, 3 seeds), the fair comparison
+# pretrained, then each loss's published recipe
 # in both regimes (pretrained: every loss, clean and 20 % noise, 3 seeds), the choice of PFML's
 # from-scratch field for its published-recipe scratch run (small_scratch_tuning, 3 seeds), the
-# four PFML ablations in the pretrained regime (2 seeds), proxies started on their classes
-# (small_proxy_init) and PFML against Proxy Anchor on the demo's one recipe (demo_recipe, 3
-# seeds); the tables and plots land in <study>/aggregate/ and are copied to docs/reproduction/.
+# four PFML ablations in the pretrained regime (2 seeds) and proxies started on their classes
+# (small_proxy_init); the tables and plots land in <study>/aggregate/ and are copied to
+# docs/reproduction/.
 set -euo pipefail
 OUT=${1:-studies/small}
 PARALLEL=${PARALLEL:-2}
@@ -51,6 +52,7 @@ fair() {
 }
 
 fair scratch
+study run demo_recipe --workdir="$OUT/demo_recipe" --parallel="$PARALLEL"
 fair pretrained
 
 study run small_pretrained --workdir="$OUT/small_pretrained" --parallel="$PARALLEL"
@@ -61,7 +63,6 @@ for ablation in alpha delta proxies delta_gap; do
       --workdir="$OUT/$ablation" --parallel="$PARALLEL"
 done
 study run small_proxy_init --workdir="$OUT/small_proxy_init" --parallel="$PARALLEL"
-study run demo_recipe --workdir="$OUT/demo_recipe" --parallel="$PARALLEL"
 mkdir -p docs/reproduction
 for name in small_pretrained small_scratch_tuning small_scratch alpha delta proxies delta_gap \
     small_proxy_init demo_recipe; do
@@ -76,7 +77,7 @@ mkdir -p docs/reproduction/forces
 columns=()
 for run in "pretrained=small_pretrained/pretrained-pfml-method_pfml-noise_0.0" \
     "pretrained, class-mean proxies=small_proxy_init/pretrained-pfml-method_pfml-init_class_mean-noise_0.0" \
-    "scratch (demo)=demo_recipe/demo-method_pfml-noise_0.0"; do
+    "scratch (demo recipe)=demo_recipe/demo_recipe-method_pfml-field_validation"; do
   label=${run%%=*}; folder=$OUT/${run#*=}/seed_0; name=$(basename "${run#*=}")
   for when in init end; do
     flag=(); [ "$when" = init ] && flag=(--at_init)

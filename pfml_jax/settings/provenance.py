@@ -3,7 +3,8 @@
 The config files keep their readable form: a value's source is the tag in the comment of the
 line that set it last (a trailing comment, else the comment lines right above): [paper],
 [supp] (the paper's supplement), [PA] (Proxy Anchor's code), [HIST], [Hyp] (Hyp-DML's code),
-[conv] (the field's convention) or [ours] (our choice). A value set on a line without a tag
+[conv] (the field's convention), [validation] (chosen on validation classes by a named study)
+or [ours] (our choice). A value set on a line without a tag
 shows the file that set it; a ``--config.<field>=...`` override shows ``flag``.
 
 The config file is executed once more while the assignments are recorded (which file and line
@@ -28,7 +29,8 @@ FLAG = "flag"
 # (prefix of a bracketed comment, tag): the first bracket that starts with a prefix names the
 # source; "paper supplement" before "paper".
 _TAGS = (("paper supplement", "supp"), ("supp", "supp"), ("paper", "paper"), ("PA", "PA"),
-         ("HIST", "HIST"), ("Hyp", "Hyp"), ("conv", "conv"), ("our choice", "ours"),
+         ("HIST", "HIST"), ("Hyp", "Hyp"), ("conv", "conv"), ("validation", "validation"),
+         ("our choice", "ours"),
          ("our option", "ours"), ("ours", "ours"))
 _BRACKET = re.compile(r"\[([^\]]+)\]")
 _LIBRARY = os.path.dirname(ml_collections.__file__)

@@ -96,7 +96,7 @@ def test_report_of_the_tiny_config_on_four_chips(tiny_report):
 
 
 def test_a_config_too_large_for_the_chip_is_refused(tmp_path):
-  """60,000 images of 512 px (55,200 train once configs/demo.py holds 8 of 100 classes out)
+  """60,000 images of 512 px (55,200 train once 8 of 100 classes are held out)
   cached on every chip (43 GB): exit 2, one error line naming the chip, the need, the
   capacity and the largest buffers."""
   tpu_compiler_or_skip()
@@ -104,6 +104,7 @@ def test_a_config_too_large_for_the_chip_is_refused(tmp_path):
   result = subprocess.run(
       [sys.executable, "-m", "pfml_jax.aot", "--config=configs/demo.py", "--topology=v5e-4",
        "--train_images=60000", "--train_classes=100", "--config.data.cache_size=512",
+       "--config.data.val_classes=8",
        f"--json={tmp_path / 'report.json'}"],
       capture_output=True, text=True, env=env, check=False)
   assert result.returncode == 2, result.stderr[-2000:]

@@ -46,8 +46,9 @@ def test_demo_dry_run_shows_sources_counts_and_length_and_writes_nothing(tmp_pat
   assert result.returncode == 0, result.stderr
   out = result.stdout
   assert "  epochs = 3  [flag]" in out
-  assert "  optim.learning_rate = 0.002  [configs/demo.py]" in out  # set there, no tag
-  assert "  model.embedding_dim = 64  [configs/demo.py]" in out
+  assert "  optim.learning_rate = 0.0052  [validation]" in out  # [validation: fair_scratch]
+  assert "  model.embedding_dim = 64  [ours]" in out  # set by small_experiments.shared_setup
+  assert "  data.root = ''  [pfml_jax/default_config.py]" in out  # set there, no tag
   assert "  data.split_seed = 0  [ours]" in out  # default_config.py: "[our choice]"
   train_images, _ = counts(out, "train")
   batch, per_epoch, total = run_length(out)

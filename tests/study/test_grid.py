@@ -80,8 +80,9 @@ def test_shipped_studies():
   starts = named_study("small_proxy_init")
   assert {dict(c.overrides)["loss.proxy_init"] for c in starts.cells} == {"class_mean"}
   demo = named_study("demo_recipe")
-  assert {c.config for c in demo.cells} == {"configs/demo.py"}
-  assert {dict(c.overrides)["loss.name"] for c in demo.cells} == {"pfml", "proxy_anchor"}
+  assert {c.config for c in demo.cells} == {"configs/small/demo_recipe.py"}
+  assert [dict(c.overrides).get("loss.pfml.delta_att") for c in demo.cells] == [0.5, None, None]
+  assert dict(demo.cells[2].overrides)["loss.name"] == "proxy_anchor"
   small = named_study("small_scratch")
   assert {c.config for c in small.cells} == {f"configs/small/scratch.py:{m}" for m in (
       "pfml", "proxy_anchor", "proxy_nca", "normalized_softmax", "multi_similarity", "triplet",
