@@ -56,6 +56,12 @@ study run demo_recipe --workdir="$OUT/demo_recipe" --parallel="$PARALLEL"
 fair pretrained
 
 study run small_pretrained --workdir="$OUT/small_pretrained" --parallel="$PARALLEL"
+# The published recipes' floor: the PFML recipe's step-0 model (grid.FLOOR_OVERRIDES).
+for regime in scratch pretrained; do
+  study run --config="configs/small/$regime.py" --name="floor_$regime" --seeds=0,1,2 \
+      --config.steps=1 --config.optim.backbone_lr_mult=0.0 --config.optim.head_lr_mult=0.0 \
+      --config.model.frozen_bn=true --workdir="$OUT/floor_published_$regime" --parallel="$PARALLEL"
+done
 study run small_scratch_tuning --workdir="$OUT/small_scratch_tuning" --parallel="$PARALLEL"
 study run small_scratch --workdir="$OUT/small_scratch" --parallel="$PARALLEL"
 for ablation in alpha delta proxies delta_gap; do
@@ -65,14 +71,14 @@ done
 study run small_proxy_init --workdir="$OUT/small_proxy_init" --parallel="$PARALLEL"
 mkdir -p docs/reproduction
 for name in small_pretrained small_scratch_tuning small_scratch alpha delta proxies delta_gap \
-    small_proxy_init demo_recipe; do
+    small_proxy_init demo_recipe floor_published_scratch floor_published_pretrained; do
   study aggregate --workdir="$OUT/$name"
   cp "$OUT/$name"/aggregate/* docs/reproduction/
 done
 for name in small_pretrained small_scratch small_proxy_init demo_recipe; do
   "$PYTHON" -m tools.diagnostics_table "$OUT/$name" > "docs/reproduction/${name}_diagnostics.md"
 done
-# PFML's forces at the start and the end of seed 0 of each regime (docs/reproduction.md §5).
+# PFML's forces at the start and the end of seed 0 of each regime (docs/reproduction.md §8).
 mkdir -p docs/reproduction/forces
 columns=()
 for run in "pretrained=small_pretrained/pretrained-pfml-method_pfml-noise_0.0" \
