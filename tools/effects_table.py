@@ -12,7 +12,9 @@ both sides finished), the mean difference in points, its 95 % interval (Student 
 degrees of freedom), the two-sided p of the paired t-test, and a verdict: ``> 0`` or ``< 0``
 where the interval excludes zero, else ``inconclusive``. ``--result``: ``best`` is the test
 result of the checkpoint chosen on validation (the validated protocol's reported number),
-``final`` the last step's, ``validation`` the chosen checkpoint's validation result.
+``final`` the last step's, ``validation`` the chosen checkpoint's validation result, and
+``diagnostics`` a mean of the run's ``eval/diagnostics.json`` (``--metric=proxy_data_w2``:
+proxy-data W2, in its own units, not points).
 """
 
 import json
@@ -32,19 +34,30 @@ from pfml_jax.user_errors import UserInputError
 
 NOISE = "label_noise"
 REFERENCE = "pfml"
+DIAGNOSTICS = "eval/diagnostics.json"
+
+
+def run_value(run_dir: Path, result: str, metric: str) -> float | None:
+  """One run's ``metric`` of ``result`` (None if unfinished, or a diagnostic it lacks)."""
+  path = run_dir / SUMMARY
+  if not path.exists():
+    return None
+  if result == "diagnostics":
+    report = json.loads((run_dir / DIAGNOSTICS).read_text()).get(metric)
+    return report["mean"] if report else None
+  return run_results(json.loads(path.read_text()))[1][result][metric]
 
 
 def per_seed(study: Study, workdir: Path, result: str, metric: str) -> dict[tuple, dict]:
   """{(method, noise): {seed: value}} over the study's finished runs."""
   values: dict[tuple, dict] = {}
   for run in study.runs():
-    path = workdir / run.folder / SUMMARY
-    if not path.exists():
+    value = run_value(workdir / run.folder, result, metric)
+    if value is None:
       continue
     labels = dict(run.cell.values)
     key = (labels.get("method", REFERENCE), labels.get(NOISE, labels.get("noise", 0.0)))
-    values.setdefault(key, {})[run.seed] = run_results(json.loads(path.read_text()))[1][
-        result][metric]
+    values.setdefault(key, {})[run.seed] = value
   return values
 
 
@@ -79,27 +92,30 @@ def paired(left: dict, right: dict) -> dict | None:
           "verdict": verdict}
 
 
-def _row(name: str, effect: dict | None) -> str:
+def _row(name: str, effect: dict | None, digits: int = 1) -> str:
   if effect is None:
     return f"| {name} | <2 | | | | |"
-  return (f"| {name} | {effect['n']} | {effect['mean']:+.1f} | "
-          f"[{effect['low']:+.1f}, {effect['high']:+.1f}] | {effect['p']:.3f} | "
+  mean, low, high = (f"{effect[k]:+.{digits}f}" for k in ("mean", "low", "high"))
+  return (f"| {name} | {effect['n']} | {mean} | [{low}, {high}] | {effect['p']:.3f} | "
           f"{effect['verdict']} |")
 
 
 def tables(values: dict[tuple, dict], metric: str, result: str) -> str:
-  header = ["| contrast | n | mean (points) | 95 % interval | p (paired t) | verdict |",
+  header = ["| contrast | n | mean difference | 95 % interval | p (paired t) | verdict |",
             "|---|---|---|---|---|---|"]
+  digits = 3 if result == "diagnostics" else 1
+  row = lambda name, effect: _row(name, effect, digits)
   methods = [m for m in dict.fromkeys(m for m, _ in values) if m != FLOOR]
   noises = sorted({noise for _, noise in values})
   floor = values.get((FLOOR, 0.0), {})
   name = lambda method: METHOD_NAMES.get(method, method)
-  out = [f"{metric}, {result} result, paired over seeds.", "",
+  out = [f"{metric}, {result} result, paired over seeds (differences in points for the "
+         "metrics, in the diagnostic's units otherwise).", "",
          "Each loss minus the step-0 floor:", "", *header]
-  out += [_row(f"{name(m)}, noise {noise:g}", paired(values[(m, noise)], floor))
+  out += [row(f"{name(m)}, noise {noise:g}", paired(values[(m, noise)], floor))
           for noise in noises for m in methods if (m, noise) in values]
   out += ["", f"{name(REFERENCE)} minus each other loss:", "", *header]
-  out += [_row(f"vs {name(m)}, noise {noise:g}",
+  out += [row(f"vs {name(m)}, noise {noise:g}",
                paired(values.get((REFERENCE, noise), {}), values[(m, noise)]))
           for noise in noises for m in methods if m != REFERENCE and (m, noise) in values]
   if len(noises) > 1:
@@ -109,16 +125,17 @@ def tables(values: dict[tuple, dict], metric: str, result: str) -> str:
     out += ["", "Drop under noise (clean minus noisy), each loss; then "
             f"{name(REFERENCE)}'s drop minus each other loss's (negative: "
             f"{name(REFERENCE)} degrades less):", "", *header]
-    out += [_row(f"{name(m)} drop at noise {noise:g}", paired(d, {s: 0.0 for s in d}))
+    out += [row(f"{name(m)} drop at noise {noise:g}", paired(d, {s: 0.0 for s in d}))
             for (m, noise), d in drop.items()]
-    out += [_row(f"vs {name(m)}, noise {noise:g}", paired(drop.get((REFERENCE, noise), {}), d))
+    out += [row(f"vs {name(m)}, noise {noise:g}", paired(drop.get((REFERENCE, noise), {}), d))
             for (m, noise), d in drop.items() if m != REFERENCE]
   return "\n".join(out)
 
 
 _FLAGS = flags.FlagValues()
 flags.DEFINE_string("metric", "recall@1", "the metric compared", flag_values=_FLAGS)
-flags.DEFINE_enum("result", "best", ["best", "final", "validation"], "which result of each run",
+flags.DEFINE_enum("result", "best", ["best", "final", "validation", "diagnostics"],
+                  "which result of each run",
                   flag_values=_FLAGS)
 
 

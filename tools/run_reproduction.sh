@@ -43,6 +43,9 @@ fair() {
   cp "$dir/tuned"/aggregate/* docs/reproduction/
   "$PYTHON" -m tools.effects_table "$dir/tuned" "$dir/noise_curve" \
       > "docs/reproduction/fair_${regime}_effects.md"
+  "$PYTHON" -m tools.effects_table "$dir/tuned" --result=diagnostics --metric=proxy_data_w2 \
+      > "docs/reproduction/fair_${regime}_w2_effects.md"
+  "$PYTHON" -m tools.diagnostics_table "$dir/tuned" > "docs/reproduction/fair_${regime}_diagnostics.md"
   "$PYTHON" -m tools.noise_curve "$dir/tuned" "$dir/noise_curve" --losses="pfml,$strongest" \
       --out="docs/reproduction/noise_curve_$regime.png" > "docs/reproduction/noise_curve_$regime.md"
   "$PYTHON" -m tools.tuning_table "$dir/tune" > "docs/reproduction/fair_${regime}_tuning.md"

@@ -34,6 +34,9 @@ def write_study(folder, recall, validation=None, methods=("pfml", "triplet"),
                "val": {"recall@1": validation[key] / 100}, "final": {"test": metrics}}
     (folder / run.folder / "eval").mkdir(parents=True)
     (folder / run.folder / "eval" / "summary.json").write_text(json.dumps(summary))
+    w2 = None if labels["method"] == "triplet" else {"mean": recall[key] / 100}  # no proxies
+    (folder / run.folder / "eval" / "diagnostics.json").write_text(
+        json.dumps({"proxy_data_w2": w2}))
 
 
 def interval(differences):
@@ -78,6 +81,21 @@ def test_paired_differences_and_verdicts(tmp_path, capsys):
     assert n == 3 and (mean, low, high) == pytest.approx(expected, abs=0.051)
     assert said == ("> 0" if expected[1] > 0 else "< 0" if expected[2] < 0 else "inconclusive")
   assert row(text, "PFML, noise 0")[4] == "> 0"  # 40 points over the floor, sd ~1.4
+
+
+def test_a_diagnostic_is_compared_in_its_own_units(tmp_path, capsys):
+  """W2 (written as recall / 100 here): three decimals; a loss without proxies has no row."""
+  rng = np.random.default_rng(2)
+  recall = {(m, n, s): rng.uniform(50, 140) for m in (FLOOR, "pfml", "triplet")
+            for n in (0.0, 0.2) for s in SEEDS}
+  write_study(tmp_path, recall)
+  effects_table.main([str(tmp_path), "--result=diagnostics", "--metric=proxy_data_w2"])
+  text = capsys.readouterr().out
+  n, mean, low, high, _ = row(text, "PFML, noise 0")
+  expected = interval([(recall[("pfml", 0.0, s)] - recall[(FLOOR, 0.0, s)]) / 100
+                       for s in SEEDS])
+  assert n == 3 and (mean, low, high) == pytest.approx(expected, abs=0.00051)
+  assert "| Triplet, noise 0 |" not in text
 
 
 def test_the_strongest_losses_are_ranked_on_validation(tmp_path, capsys):
