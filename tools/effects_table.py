@@ -4,7 +4,10 @@ against each other loss, and (with label noise) PFML's drop under noise against 
     python -m tools.effects_table STUDY_DIR [STUDY_DIR ...] [--metric=recall@1] \
         [--result=best] > docs/reproduction/<study>_effects.md
 
-Several folders (e.g. a study and the noise levels another added) are read as one.
+Several folders (e.g. a study and the noise levels another added) are read as one. Cells of one
+loss that differ otherwise are named by their other labels (``pfml:field=opening``);
+``--reference`` names the cell the others are compared with (default ``pfml``). Without a floor
+cell the floor table is left out.
 
 Runs are paired by seed: within a study every cell of a seed shares its initialisation seed
 and, under ``data.split_per_seed``, its validation classes. For each contrast: n (the seeds
@@ -56,8 +59,12 @@ def per_seed(study: Study, workdir: Path, result: str, metric: str) -> dict[tupl
     if value is None:
       continue
     labels = dict(run.cell.values)
-    key = (labels.get("method", REFERENCE), labels.get(NOISE, labels.get("noise", 0.0)))
-    values.setdefault(key, {})[run.seed] = value
+    noise = labels.pop(NOISE, labels.pop("noise", 0.0))
+    method = labels.pop("method", REFERENCE)
+    # Cells of one loss that differ otherwise (e.g. PFML's field) are told apart by their
+    # other labels: "pfml:field=opening".
+    variant = ",".join(f"{label}={v}" for label, v in labels.items())
+    values.setdefault((f"{method}:{variant}" if variant else method, noise), {})[run.seed] = value
   return values
 
 
@@ -100,7 +107,14 @@ def _row(name: str, effect: dict | None, digits: int = 1) -> str:
           f"{effect['verdict']} |")
 
 
-def tables(values: dict[tuple, dict], metric: str, result: str) -> str:
+def method_name(method: str) -> str:
+  """``pfml`` -> PFML, ``pfml:field=opening`` -> PFML (field=opening)."""
+  base, _, variant = method.partition(":")
+  return METHOD_NAMES.get(base, base) + (f" ({variant})" if variant else "")
+
+
+def tables(values: dict[tuple, dict], metric: str, result: str,
+           reference: str = REFERENCE) -> str:
   header = ["| contrast | n | mean difference | 95 % interval | p (paired t) | verdict |",
             "|---|---|---|---|---|---|"]
   digits = 3 if result == "diagnostics" else 1
@@ -108,43 +122,50 @@ def tables(values: dict[tuple, dict], metric: str, result: str) -> str:
   methods = [m for m in dict.fromkeys(m for m, _ in values) if m != FLOOR]
   noises = sorted({noise for _, noise in values})
   floor = values.get((FLOOR, 0.0), {})
-  name = lambda method: METHOD_NAMES.get(method, method)
+  name = method_name
   out = [f"{metric}, {result} result, paired over seeds (differences in points for the "
-         "metrics, in the diagnostic's units otherwise).", "",
-         "Each loss minus the step-0 floor:", "", *header]
-  out += [row(f"{name(m)}, noise {noise:g}", paired(values[(m, noise)], floor))
-          for noise in noises for m in methods if (m, noise) in values]
-  out += ["", f"{name(REFERENCE)} minus each other loss:", "", *header]
+         "metrics, in the diagnostic's units otherwise).", ""]
+  if floor:
+    out += ["Each loss minus the step-0 floor:", "", *header]
+    out += [row(f"{name(m)}, noise {noise:g}", paired(values[(m, noise)], floor))
+            for noise in noises for m in methods if (m, noise) in values]
+    out += [""]
+  out += [f"{name(reference)} minus each other loss:", "", *header]
   out += [row(f"vs {name(m)}, noise {noise:g}",
-               paired(values.get((REFERENCE, noise), {}), values[(m, noise)]))
-          for noise in noises for m in methods if m != REFERENCE and (m, noise) in values]
+               paired(values.get((reference, noise), {}), values[(m, noise)]))
+          for noise in noises for m in methods if m != reference and (m, noise) in values]
   if len(noises) > 1:
     drop = {(m, noise): {s: clean[s] - noisy[s] for s in set(clean) & set(noisy)}
             for m in methods for noise in noises[1:]
             if (clean := values.get((m, 0.0), {})) and (noisy := values.get((m, noise), {}))}
     out += ["", "Drop under noise (clean minus noisy), each loss; then "
-            f"{name(REFERENCE)}'s drop minus each other loss's (negative: "
-            f"{name(REFERENCE)} degrades less):", "", *header]
+            f"{name(reference)}'s drop minus each other loss's (negative: "
+            f"{name(reference)} degrades less):", "", *header]
     out += [row(f"{name(m)} drop at noise {noise:g}", paired(d, {s: 0.0 for s in d}))
             for (m, noise), d in drop.items()]
-    out += [row(f"vs {name(m)}, noise {noise:g}", paired(drop.get((REFERENCE, noise), {}), d))
-            for (m, noise), d in drop.items() if m != REFERENCE]
+    out += [row(f"vs {name(m)}, noise {noise:g}", paired(drop.get((reference, noise), {}), d))
+            for (m, noise), d in drop.items() if m != reference]
   return "\n".join(out)
 
 
 _FLAGS = flags.FlagValues()
 flags.DEFINE_string("metric", "recall@1", "the metric compared", flag_values=_FLAGS)
 flags.DEFINE_enum("result", "best", ["best", "final", "validation", "diagnostics"],
-                  "which result of each run",
-                  flag_values=_FLAGS)
+                  "which result of each run", flag_values=_FLAGS)
+flags.DEFINE_string("reference", REFERENCE, "the cell the others are compared with: a loss, "
+                    "or loss:label=value,... where a study has several cells of one loss",
+                    flag_values=_FLAGS)
 
 
 def main(argv: list[str] | None = None) -> None:
   folders = parse_tool_flags(_FLAGS, argv, __doc__)
   if not folders:
     fail("give the study's folder (or several).")
-  print(tables(studies_per_seed(folders, _FLAGS.result, _FLAGS.metric), _FLAGS.metric,
-               _FLAGS.result))
+  values = studies_per_seed(folders, _FLAGS.result, _FLAGS.metric)
+  if not any(method == _FLAGS.reference for method, _ in values):
+    fail(f"--reference={_FLAGS.reference}: no such cell; the study has "
+         f"{', '.join(sorted({m for m, _ in values}))}.")
+  print(tables(values, _FLAGS.metric, _FLAGS.result, _FLAGS.reference))
 
 
 if __name__ == "__main__":

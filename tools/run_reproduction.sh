@@ -81,12 +81,14 @@ done
 for name in small_pretrained small_scratch small_proxy_init demo_recipe; do
   "$PYTHON" -m tools.diagnostics_table "$OUT/$name" > "docs/reproduction/${name}_diagnostics.md"
 done
+"$PYTHON" -m tools.effects_table "$OUT/demo_recipe" --reference=pfml:field=validation \
+    > docs/reproduction/demo_recipe_effects.md
 # PFML's forces at the start and the end of seed 0 of each regime (docs/reproduction.md §8).
 mkdir -p docs/reproduction/forces
 columns=()
 for run in "pretrained=small_pretrained/pretrained-pfml-method_pfml-noise_0.0" \
     "pretrained, class-mean proxies=small_proxy_init/pretrained-pfml-method_pfml-init_class_mean-noise_0.0" \
-    "scratch (demo recipe)=demo_recipe/demo_recipe-method_pfml-field_validation"; do
+    "scratch (demo)=demo_recipe/demo_recipe-method_pfml-field_validation"; do
   label=${run%%=*}; folder=$OUT/${run#*=}/seed_0; name=$(basename "${run#*=}")
   for when in init end; do
     flag=(); [ "$when" = init ] && flag=(--at_init)

@@ -98,6 +98,34 @@ def test_a_diagnostic_is_compared_in_its_own_units(tmp_path, capsys):
   assert "| Triplet, noise 0 |" not in text
 
 
+def test_cells_of_one_loss_are_told_apart_and_one_is_the_reference(tmp_path, capsys):
+  """Two PFML fields and Proxy Anchor, no floor: each against PFML (field=new)."""
+  cells = (Cell("configs/small/demo_recipe.py", (), (("method", "pfml"), ("field", "new"))),
+           Cell("configs/small/demo_recipe.py", (("loss.pfml.alpha", 2),),
+                (("method", "pfml"), ("field", "old"))),
+           Cell("configs/small/demo_recipe.py", (("loss.name", "proxy_anchor"),),
+                (("method", "proxy_anchor"),)))
+  study = Study("variants", cells, SEEDS)
+  write_manifest(tmp_path, study, Site(), {})
+  recall = {}
+  for run, value in zip(study.runs(), np.random.default_rng(3).uniform(40, 90, 9)):
+    recall[run.folder] = value
+    metrics = {"recall@1": value / 100}
+    (tmp_path / run.folder / "eval").mkdir(parents=True)
+    (tmp_path / run.folder / "eval" / "summary.json").write_text(json.dumps(
+        {"protocol": "validated", "test": metrics, "val": metrics, "final": {"test": metrics}}))
+  effects_table.main([str(tmp_path), "--reference=pfml:field=new"])
+  text = capsys.readouterr().out
+  assert "step-0 floor" not in text and "PFML (field=new) minus each other loss" in text
+  n, mean, low, high, _ = row(text, "vs PFML (field=old), noise 0")
+  new, old = ([recall[f"{c.name}/seed_{s}"] for s in SEEDS] for c in cells[:2])
+  assert n == 3 and (mean, low, high) == pytest.approx(
+      interval(np.subtract(new, old)), abs=0.051)
+  assert row(text, "vs Proxy Anchor, noise 0")[0] == 3
+  with pytest.raises(SystemExit):
+    effects_table.main([str(tmp_path)])  # no plain "pfml" cell here: one error line
+
+
 def test_the_strongest_losses_are_ranked_on_validation(tmp_path, capsys):
   """On test Proxy Anchor leads, on validation HIST and then Triplet: the tool says the latter."""
   methods = ("pfml", "triplet", "hist", "proxy_anchor")
