@@ -45,9 +45,9 @@ from pfml_jax.user_errors import ConfigError
 REGIMES = ("scratch", "pretrained")
 _ASSETS = os.path.join(os.path.dirname(__file__), "data", "demo_assets")
 GLYPH_BACKBONE = os.path.join(_ASSETS, "glyph_backbone.safetensors")
-# The same pretraining stopped at 250 of 800 steps: features that fine-tuning can improve on
-# (step-0 test Recall@1 56 against 90 for the full one, shared setup) [issue 20;
-# data/demo_assets/GLYPH_BACKBONE.md].
+# The same pretraining stopped at 250 of 800 steps: weaker features, which leave fine-tuning
+# room above the untrained model (step-0 test Recall@1 56 against 90 for the full one, shared
+# setup) [ours: data/demo_assets/GLYPH_BACKBONE.md].
 GLYPH_BACKBONE_SHORT = os.path.join(_ASSETS, "glyph_backbone_short.safetensors")
 EPOCHS = 8  # about 1 minute per run on a 2-core CPU (docs/configs.md lists measured runs)
 VALIDATIONS = 2  # validation passes per run: at half-way and at the end
