@@ -92,12 +92,12 @@ def test_bad_value_for_the_data(config_file, tmp_path, flags, expected):
 
 
 def test_demo_config_on_a_twelve_class_image_folder(image_folder, tmp_path):
-  """The demo recipe holds out 8 validation classes: the folder's 6 training ones are fewer."""
+  """The demo recipe holds out 20 validation classes: the folder's 6 training ones are fewer."""
   result = run("configs/demo.py", tmp_path, "--config.data.name=image_folder",
                f"--config.data.root={image_folder}")
   assert result.returncode == 2
   error = one_error_line(result.stderr, 2)
-  assert "config.data.val_classes=8" in error and "6 training classes" in error
+  assert "config.data.val_classes=20" in error and "6 training classes" in error
 
 
 def test_missing_config_file_with_overrides(tmp_path):
