@@ -28,6 +28,7 @@ import contextlib
 import errno
 import shlex
 import sys
+import warnings
 
 import jax
 from absl import app, flags, logging
@@ -161,6 +162,10 @@ def _fail(error: Exception, status: int, message: str | None = None) -> None:
   if FLAGS.verbose:
     raise error
   command_line.log_traceback(error)
+  # A failed asynchronous checkpoint write can leave one of orbax's write coroutines never
+  # awaited; Python would warn about it at exit, after the error line, which must stay last.
+  warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited",
+                          category=RuntimeWarning)
   reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
   command_line.fail(message or reason, status)
 
