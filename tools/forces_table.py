@@ -1,4 +1,4 @@
-"""The Markdown table of PFML's forces in docs/reproduction.md §5, one column per report of
+"""The Markdown table of PFML's forces in docs/reproduction.md §8, one column per report of
 ``python -m pfml_jax.analysis.force_report`` (shares: tangent gradient on the embeddings).
 
     python -m tools.forces_table "pretrained, init=forces/a.json" "pretrained, end=forces/b.json"

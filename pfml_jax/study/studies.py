@@ -130,7 +130,7 @@ def small_scratch(seeds: Sequence[int] = DEFAULT_SEEDS, config: str | None = Non
 
 # Choosing the from-scratch PFML field on the validation classes [our choice of grid]: the
 # paper's delta (0.2) is for pretrained backbones, from scratch the embeddings start in a small
-# cap (docs/reproduction.md §5); M = 2 and the paper's 15.
+# cap (docs/reproduction.md §8); M = 2 and the paper's 15.
 SCRATCH_DELTAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 SCRATCH_PROXIES = (2, 15)
 

@@ -2,7 +2,7 @@
 
 The paper does not say how PFML's proxies start. Drawn uniformly on the sphere they start at
 distance ~1.41 from every embedding, where PFML's decaying pull is weakest, and in the small
-reproduction study they stay there (docs/reproduction.md §5). ``class_mean`` starts them on
+reproduction study they stay there (docs/reproduction.md §8). ``class_mean`` starts them on
 their class instead: the training images of class c, in a seeded random order, are dealt into M
 groups of nearly equal size, and proxy m of class c is the mean direction of group m's
 embeddings under the initial (e.g. pretrained) model. M = 1 gives the class mean; M equal to
