@@ -59,8 +59,6 @@ def _loss(loss: str, name: str, low: float, high: float, source: str, log: bool 
   return Dimension(name, (f"loss.{loss}.{name}",), low, high, log, integer, source=source)
 
 
-
-
 def learning_rate(base: float) -> Dimension:
   """The base rate, a decade either side of the setup's own ``base``."""
   return Dimension(
@@ -68,6 +66,7 @@ def learning_rate(base: float) -> Dimension:
       source="our choice: a decade either side of the setup's base rate (fine-tuning: the "
              "1e-4 of the paper and of Proxy Anchor's code, which also covers Hyp-DML's "
              "1e-5 / 3e-5; from scratch: configs/demo.py's 2e-3)")
+
 
 PROXY_RATE = Dimension(
     "proxy_lr_mult", ("optim.proxy_lr_mult",), 10.0, 1000.0, log=True,
@@ -131,7 +130,8 @@ def search_space(loss: str, base_rate: float) -> tuple[Dimension, ...]:
   if loss not in LOSS_DIMENSIONS:
     raise UserInputError(f"--loss={loss}: no search space for it; choose one of "
                          f"{sorted(LOSS_DIMENSIONS)}.")
-  shared = (learning_rate(base_rate), SCHEDULE) + ((PROXY_RATE,) if LOSSES[loss].proxies_per_class else ())
+  proxy_rate = (PROXY_RATE,) if LOSSES[loss].proxies_per_class else ()
+  shared = (learning_rate(base_rate), SCHEDULE) + proxy_rate
   return shared + LOSS_DIMENSIONS[loss]
 
 

@@ -95,8 +95,8 @@ def checked_setup(spec: TuneSpec, site: Site):
   """The config every trial starts from; an error for a spec that cannot be tuned fairly."""
   if spec.trials < 1:
     raise UserInputError(f"--trials must be >= 1, got {spec.trials}.")
-  search_space(spec.loss, 1.0)  # an unknown loss fails here
   config = resolved_config(spec.config, (f"--config.loss.name={spec.loss}", *site.extra))
+  search_space(spec.loss, config.optim.learning_rate)  # an unknown loss fails here
   if config.eval.protocol != "validated":
     raise UserInputError(
         f"--config={spec.config} runs eval.protocol={config.eval.protocol!r}, which has no "

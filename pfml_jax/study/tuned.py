@@ -4,9 +4,8 @@
 ``study tune --workdir=DIR/<loss>`` writes it), or a comma-separated list of searches and such
 folders (``--tuned=DIR/pfml,DIR/hist``). Each search becomes a cell, ``method=<loss>``, with
 the chosen overrides; ``--sweep`` crosses every cell with more values (e.g. label noise), and
-``--floor`` adds the shared setup's step-0 model. The chosen settings are read once, when the
-study is made, and recorded in its manifest, so a rerun of the search cannot change a study
-under way.
+``--floor`` adds the shared setup's step-0 model. The chosen settings are read when the study
+is made, and its manifest records them.
 """
 
 import json
