@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from pfml_jax import small_experiments
+from pfml_jax import experiments, small_experiments
 from pfml_jax.experiments import RECIPES
 from pfml_jax.losses import LOSSES
 from pfml_jax.settings import validation
+from pfml_jax.training.optimizer import learning_rate_schedule
 from tests.config_flag import load
 
 SMALL = Path(__file__).parents[1] / "configs" / "small"
@@ -23,14 +24,34 @@ def test_every_recipe_of_both_regimes_is_valid(regime):
     assert config.loss.name == (recipe if recipe in LOSSES else "pfml")
     assert config.eval.protocol == "validated" and config.model.backbone == "resnet50_tiny"
     assert config.epochs == small_experiments.EPOCHS
+    assert config.data.val_classes >= 20 and config.data.split_per_seed
+    assert not config.data.flip  # glyphs: a mirror image is another character
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_shrunk_recipe_keeps_its_backbone_rate_at_every_fraction_of_the_run(recipe):
+  """Warm-up and decays scale together: at each fraction of the run the backbone's rate is the
+  full recipe's (zero in the warm-up, then each halving at its place)."""
+  full = experiments.experiment("cub200", "resnet50", recipe)
+  small = load(f"{SMALL}/pretrained.py:{recipe}")
+  steps_per_epoch = 600  # fine enough that rounding epochs to steps moves no boundary
+  rates = []
+  for config in (full, small):
+    total = config.epochs * steps_per_epoch
+    schedule = learning_rate_schedule(config.optim, "backbone", total, steps_per_epoch)
+    rates.append([float(schedule(int((k + 0.5) / 240 * total))) for k in range(240)])
+  assert rates[1] == pytest.approx(rates[0], rel=1e-6)
 
 
 def test_pretrained_regime_is_the_papers_fine_tuning_on_the_shipped_weights():
   for recipe in RECIPES:
     config = load(f"{SMALL}/pretrained.py:{recipe}")
     assert os.path.isfile(config.model.pretrained)
-    assert config.model.frozen_bn and config.optim.warmup_epochs == 1
-    assert config.optim.proxy_lr_mult == 100.0
+    assert config.model.frozen_bn
+    full = experiments.experiment("cub200", "resnet50", recipe)
+    assert config.optim.proxy_lr_mult == full.optim.proxy_lr_mult  # the recipe's own
+    assert config.optim.warmup_epochs == pytest.approx(
+        full.optim.warmup_epochs * small_experiments.EPOCHS / full.epochs)
   pfml = load(f"{SMALL}/pretrained.py")
   assert (pfml.loss.pfml.delta_att, pfml.loss.pfml.proxies_per_class) == (0.2, 15)  # [paper]
 
@@ -41,8 +62,9 @@ def test_scratch_regime_trains_everything_from_random_init():
     assert config.model.pretrained == "" and not config.model.frozen_bn
     assert config.optim.warmup_epochs == 0
   pfml = load(f"{SMALL}/scratch.py")
-  assert pfml.loss.pfml.delta_att == pfml.loss.pfml.delta_rep == small_experiments.SCRATCH_DELTA
-  assert pfml.loss.pfml.proxies_per_class == 15  # [paper], kept: the validation choice
+  # Every loss keeps its published values, PFML's field too [paper]
+  assert (pfml.loss.pfml.delta_att, pfml.loss.pfml.delta_rep) == (0.2, 0.2)
+  assert pfml.loss.pfml.proxies_per_class == 15
 
 
 def test_baselines_keep_their_recipe_with_the_schedule_scaled():
@@ -51,6 +73,7 @@ def test_baselines_keep_their_recipe_with_the_schedule_scaled():
   assert config.data.sampler == "random" and config.model.pooling == "avg+max"
   assert (config.optim.clip, config.optim.clip_threshold) == ("value", 10.0)
   assert len(config.optim.step_epochs) == 11
+  assert config.optim.warmup_epochs == pytest.approx(5 * small_experiments.EPOCHS / 60)
   assert config.optim.step_epochs[0] == pytest.approx(5 * small_experiments.EPOCHS / 60)
 
 

@@ -5,16 +5,15 @@
 #     bash tools/run_reproduction.sh [STUDIES_DIR]     # default studies/small
 #
 # A rerun skips finished runs and trials and resumes partial ones, so it can run in parts
-# (kill it, rerun it). Order: the fair comparison from scratch (every loss tuned on validation
-# classes with the same budget, then 5 seeds clean and at 20 % noise with the step-0 floor, then
-# the noise curve of PFML and the two strongest baselines; configs/small/shared_*.py), the
-# opening comparison on its demo recipe (demo_recipe, 3 seeds), the fair comparison
-# pretrained, then each loss's published recipe
-# in both regimes (pretrained: every loss, clean and 20 % noise, 3 seeds), the choice of PFML's
-# from-scratch field for its published-recipe scratch run (small_scratch_tuning, 3 seeds), the
-# four PFML ablations in the pretrained regime (2 seeds) and proxies started on their classes
-# (small_proxy_init); the tables and plots land in <study>/aggregate/ and are copied to
-# docs/reproduction/.
+# (kill it, rerun it). Order, in docs/reproduction.md's sections: the fair comparison from
+# scratch and pretrained (configs/small/shared_*.py: every loss tuned on validation classes with
+# the same budget, then 5 seeds clean and at 20 % noise with the step-0 floor, the noise curve of
+# PFML and the two strongest baselines, and PFML's tuned setting with one proxy per class and
+# without the proxies' mutual attraction), the opening comparison on its demo recipe
+# (demo_recipe, 3 seeds), then each loss on its published recipe in both regimes (clean, 3
+# seeds, with the floors), PFML's four ablations on its published pretrained recipe (2 seeds)
+# and proxies started on their classes (small_proxy_init); then PFML's forces. The tables and
+# plots land in <study>/aggregate/ and are copied to docs/reproduction/.
 set -euo pipefail
 OUT=${1:-studies/small}
 PARALLEL=${PARALLEL:-2}
@@ -52,6 +51,19 @@ fair() {
   "$PYTHON" -m tools.noise_curve "$dir/tuned" "$dir/noise_curve" --losses="pfml,$strongest" \
       --out="docs/reproduction/noise_curve_$regime.png" > "docs/reproduction/noise_curve_$regime.md"
   "$PYTHON" -m tools.tuning_table "$dir/tune" > "docs/reproduction/fair_${regime}_tuning.md"
+  # Proxy collapse (docs/reproduction.md §8c): PFML's tuned setting with one proxy per class,
+  # and without same-class proxy-proxy attraction, against its tuned cell, on validation.
+  study run --tuned="$dir/tune/pfml" --sweep=loss.pfml.proxies_per_class=1 --seeds=0,1,2,3,4 \
+      --name="one_proxy_$regime" --workdir="$dir/one_proxy" --parallel="$PARALLEL"
+  study run --tuned="$dir/tune/pfml" --sweep=loss.pfml.proxy_self_attraction=False \
+      --seeds=0,1,2,3,4 --name="no_self_attraction_$regime" --workdir="$dir/no_self_attraction" \
+      --parallel="$PARALLEL"
+  "$PYTHON" -m tools.effects_table "$dir/tuned" "$dir/one_proxy" "$dir/no_self_attraction" \
+      --result=validation \
+      > "docs/reproduction/fair_${regime}_proxy_effects.md"
+  "$PYTHON" -m tools.diagnostics_table "$dir/one_proxy" > "docs/reproduction/fair_${regime}_one_proxy_diagnostics.md"
+  "$PYTHON" -m tools.diagnostics_table "$dir/no_self_attraction" \
+      > "docs/reproduction/fair_${regime}_no_self_attraction_diagnostics.md"
   for loss in $LOSSES; do
     cp "$dir/tune/$loss/trials.csv" "docs/reproduction/tune_${regime}_$loss.csv"
   done
@@ -61,23 +73,21 @@ fair scratch
 study run demo_recipe --workdir="$OUT/demo_recipe" --parallel="$PARALLEL"
 fair pretrained
 
-study run small_pretrained --workdir="$OUT/small_pretrained" --parallel="$PARALLEL"
-# The published recipes' floor: the PFML recipe's step-0 model (grid.FLOOR_OVERRIDES).
-for regime in scratch pretrained; do
+for regime in pretrained scratch; do
+  study run "small_$regime" --workdir="$OUT/small_$regime" --parallel="$PARALLEL"
+  # The published recipes' floor: the PFML recipe's step-0 model (grid.FLOOR_OVERRIDES).
   study run --config="configs/small/$regime.py" --name="floor_$regime" --seeds=0,1,2 \
       --config.steps=1 --config.optim.backbone_lr_mult=0.0 --config.optim.head_lr_mult=0.0 \
       --config.model.frozen_bn=true --workdir="$OUT/floor_published_$regime" --parallel="$PARALLEL"
 done
-study run small_scratch_tuning --workdir="$OUT/small_scratch_tuning" --parallel="$PARALLEL"
-study run small_scratch --workdir="$OUT/small_scratch" --parallel="$PARALLEL"
 for ablation in alpha delta proxies delta_gap; do
   study run "$ablation" --config=configs/small/pretrained.py --seeds=0,1 \
       --workdir="$OUT/$ablation" --parallel="$PARALLEL"
 done
 study run small_proxy_init --workdir="$OUT/small_proxy_init" --parallel="$PARALLEL"
 mkdir -p docs/reproduction
-for name in small_pretrained small_scratch_tuning small_scratch alpha delta proxies delta_gap \
-    small_proxy_init demo_recipe floor_published_scratch floor_published_pretrained; do
+for name in small_pretrained small_scratch alpha delta proxies delta_gap small_proxy_init \
+    demo_recipe floor_published_scratch floor_published_pretrained; do
   study aggregate --workdir="$OUT/$name"
   cp "$OUT/$name"/aggregate/* docs/reproduction/
 done
@@ -86,12 +96,13 @@ for name in small_pretrained small_scratch small_proxy_init demo_recipe; do
 done
 "$PYTHON" -m tools.effects_table "$OUT/demo_recipe" --reference=pfml:field=validation \
     > docs/reproduction/demo_recipe_effects.md
-# PFML's forces at the start and the end of seed 0 of each regime (docs/reproduction.md §8).
+# PFML's forces at the start and the end of seed 0 (docs/reproduction.md §8).
 mkdir -p docs/reproduction/forces
 columns=()
-for run in "pretrained=small_pretrained/pretrained-pfml-method_pfml-noise_0.0" \
-    "pretrained, class-mean proxies=small_proxy_init/pretrained-pfml-method_pfml-init_class_mean-noise_0.0" \
-    "scratch (demo)=demo_recipe/demo_recipe-method_pfml-field_validation"; do
+for run in "scratch, tuned=fair_scratch/tuned/shared_scratch-method_pfml-label_noise_0.0" \
+    "pretrained, tuned=fair_pretrained/tuned/shared_pretrained-method_pfml-label_noise_0.0" \
+    "published pretrained=small_pretrained/pretrained-pfml-method_pfml" \
+    "published pretrained, class-mean proxies=small_proxy_init/pretrained-pfml-method_pfml-init_class_mean"; do
   label=${run%%=*}; folder=$OUT/${run#*=}/seed_0; name=$(basename "${run#*=}")
   for when in init end; do
     flag=(); [ "$when" = init ] && flag=(--at_init)

@@ -84,8 +84,8 @@ LOSS_DIMENSIONS: dict[str, tuple[Dimension, ...]] = {
               "paper: the alpha ablation spans 0..6 (0 is no force, rejected)"),
         Dimension("delta", ("loss.pfml.delta_att", "loss.pfml.delta_rep"), 0.1, 0.8,
                   source="paper: delta_att = delta_rep, ablated over 0.10..0.35 on pretrained "
-                         "backbones; up to 0.8 as small_scratch_tuning's grid, because from "
-                         "scratch the embeddings start in a small cap"),
+                         "backbones; up to 0.8, because from scratch the embeddings start in a "
+                         "small cap (docs/reproduction.md)"),
         _loss("pfml", "proxies_per_class", 1, 20,
               "paper: the M ablation spans 0..20 (M = 0 is no proxy rate to tune)",
               integer=True)),
