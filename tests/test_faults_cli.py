@@ -149,7 +149,7 @@ def test_ctrl_c_saves_and_prints_the_resume_command(interrupted_run):
   latest = max(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
   assert 3 <= latest < 400, output[-3000:]
   assert f"Stopped at step {latest}; the checkpoint is saved" in output
-  assert f"python -m pfml_jax.main --config=" in output and f"--workdir={workdir}" in output
+  assert "python -m pfml_jax.main --config=" in output and f"--workdir={workdir}" in output
 
 
 SECOND_CTRL_C = """
