@@ -112,3 +112,16 @@ def test_the_shared_setup_changes_only_the_loss(regime):
   assert config.data.sampler == "class_balanced" and config.data.images_per_class == 4
   assert (os.path.isfile(config.model.pretrained) if regime == "pretrained" else
           config.model.pretrained == "")
+
+
+@pytest.mark.parametrize("regime", small_experiments.REGIMES)
+def test_every_recipes_batch_fits_the_demo_training_split(regime):
+  """Random-sampler recipes draw 120 images, not 120 classes; class-balanced ones draw classes,
+  and more than the split holds is refused."""
+  train_classes = 76 - small_experiments.VAL_CLASSES  # the demo set's training classes
+  for recipe in RECIPES:
+    validation.validate_training_split(load(f"{SMALL}/{regime}.py:{recipe}"), train_classes)
+  balanced = load(f"{SMALL}/{regime}.py:triplet")
+  assert balanced.data.sampler == "class_balanced"
+  with pytest.raises(ValueError, match="classes per batch, but the training split has 20"):
+    validation.validate_training_split(balanced, 20)

@@ -61,9 +61,12 @@ fair() {
   "$PYTHON" -m tools.effects_table "$dir/tuned" "$dir/one_proxy" "$dir/no_self_attraction" \
       --result=validation \
       > "docs/reproduction/fair_${regime}_proxy_effects.md"
-  "$PYTHON" -m tools.diagnostics_table "$dir/one_proxy" > "docs/reproduction/fair_${regime}_one_proxy_diagnostics.md"
-  "$PYTHON" -m tools.diagnostics_table "$dir/no_self_attraction" \
-      > "docs/reproduction/fair_${regime}_no_self_attraction_diagnostics.md"
+  for variant in one_proxy no_self_attraction; do
+    study aggregate --workdir="$dir/$variant"
+    cp "$dir/$variant"/aggregate/* docs/reproduction/
+    "$PYTHON" -m tools.diagnostics_table "$dir/$variant" \
+        > "docs/reproduction/fair_${regime}_${variant}_diagnostics.md"
+  done
   for loss in $LOSSES; do
     cp "$dir/tune/$loss/trials.csv" "docs/reproduction/tune_${regime}_$loss.csv"
   done

@@ -157,7 +157,10 @@ def _check_loss_settings(loss: ml_collections.ConfigDict) -> None:
 
 
 def validate_training_split(config: ml_collections.ConfigDict, train_classes: int) -> None:
-  """Raises ConfigError when the training split has fewer classes than a batch draws."""
+  """Raises ConfigError when the training split has fewer classes than a class-balanced batch
+  draws (the random sampler draws images, and its classes_per_batch is the batch size)."""
+  if config.data.sampler != "class_balanced":
+    return
   held_out = (f" ({config.data.val_classes} more are held out as data.val_classes)"
               if config.eval.protocol == "validated" else "")
   _require(config.data.classes_per_batch <= train_classes, "data.classes_per_batch",
