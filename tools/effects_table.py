@@ -13,7 +13,8 @@ Runs are paired by seed: within a study every cell of a seed shares its initiali
 and, under ``data.split_per_seed``, its validation classes. For each contrast: n (the seeds
 both sides finished), the mean difference in points, its 95 % interval (Student t, n - 1
 degrees of freedom), the two-sided p of the paired t-test, and a verdict: ``> 0`` or ``< 0``
-where the interval excludes zero, else ``inconclusive``. ``--result``: ``best`` is the test
+where the interval excludes zero, else ``inconclusive``; equal differences over every seed
+leave the t-test undefined, and are inconclusive. ``--result``: ``best`` is the test
 result of the checkpoint chosen on validation (the validated protocol's reported number),
 ``final`` the last step's, ``validation`` the chosen checkpoint's validation result, and
 ``diagnostics`` a mean of the run's ``eval/diagnostics.json`` (``--metric=proxy_data_w2``:
@@ -92,8 +93,11 @@ def paired(left: dict, right: dict) -> dict | None:
     return None
   differences = [left[s] - right[s] for s in seeds]
   mean, sd, n = statistics.fmean(differences), statistics.stdev(differences), len(seeds)
+  if sd == 0:  # equal differences (a coarse metric, few seeds): the t-test is undefined
+    return {"n": n, "mean": mean, "low": None, "high": None, "p": None,
+            "verdict": "inconclusive (equal differences, no t-interval)"}
   half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-  p = 1.0 if sd == 0 else 2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)
+  p = 2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)
   verdict = "> 0" if mean - half > 0 else "< 0" if mean + half < 0 else "inconclusive"
   return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "p": p,
           "verdict": verdict}
@@ -102,6 +106,9 @@ def paired(left: dict, right: dict) -> dict | None:
 def _row(name: str, effect: dict | None, digits: int = 1) -> str:
   if effect is None:
     return f"| {name} | <2 | | | | |"
+  if effect["p"] is None:
+    return (f"| {name} | {effect['n']} | {effect['mean']:+.{digits}f} | — | — | "
+            f"{effect['verdict']} |")
   mean, low, high = (f"{effect[k]:+.{digits}f}" for k in ("mean", "low", "high"))
   return (f"| {name} | {effect['n']} | {mean} | [{low}, {high}] | {effect['p']:.3f} | "
           f"{effect['verdict']} |")

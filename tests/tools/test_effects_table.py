@@ -83,6 +83,20 @@ def test_paired_differences_and_verdicts(tmp_path, capsys):
   assert row(text, "PFML, noise 0")[4] == "> 0"  # 40 points over the floor, sd ~1.4
 
 
+def test_equal_differences_over_every_seed_are_inconclusive(tmp_path, capsys):
+  """A coarse metric can give the same difference at every seed: sd 0 leaves the t-test
+  undefined, so no interval, no p and no verdict of a difference."""
+  recall = {(m, n, s): base + s for m, base in ((FLOOR, 30.0), ("pfml", 75.0), ("triplet", 80.0))
+            for n in (0.0, 0.2) for s in SEEDS}
+  write_study(tmp_path, recall)
+  effects_table.main([str(tmp_path)])
+  (line,) = [l for l in capsys.readouterr().out.splitlines()
+             if l.startswith("| vs Triplet, noise 0 |")]
+  assert [c.strip() for c in line.strip("|").split("|")] == [
+      "vs Triplet, noise 0", "3", "-5.0", "—", "—",
+      "inconclusive (equal differences, no t-interval)"]
+
+
 def test_a_diagnostic_is_compared_in_its_own_units(tmp_path, capsys):
   """W2 (written as recall / 100 here): three decimals; a loss without proxies has no row."""
   rng = np.random.default_rng(2)
