@@ -93,7 +93,7 @@ def paired(left: dict, right: dict) -> dict | None:
     return None
   differences = [left[s] - right[s] for s in seeds]
   mean, sd, n = statistics.fmean(differences), statistics.stdev(differences), len(seeds)
-  if sd == 0:  # equal differences (a coarse metric, few seeds): the t-test is undefined
+  if sd <= 1e-9 * max(1.0, abs(mean)):  # equal differences up to rounding: t is undefined
     return {"n": n, "mean": mean, "low": None, "high": None, "p": None,
             "verdict": "inconclusive (equal differences, no t-interval)"}
   half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)

@@ -85,15 +85,17 @@ def test_paired_differences_and_verdicts(tmp_path, capsys):
 
 def test_equal_differences_over_every_seed_are_inconclusive(tmp_path, capsys):
   """A coarse metric can give the same difference at every seed: sd 0 leaves the t-test
-  undefined, so no interval, no p and no verdict of a difference."""
-  recall = {(m, n, s): base + s for m, base in ((FLOOR, 30.0), ("pfml", 75.0), ("triplet", 80.0))
+  undefined (also where rounding leaves the differences apart by 1e-14), so no interval, no p
+  and no verdict of a difference."""
+  recall = {(m, n, s): base + 17 * s / 3 for m, base in ((FLOOR, 30.0), ("pfml", 90.1),
+                                                           ("triplet", 89.9))
             for n in (0.0, 0.2) for s in SEEDS}
   write_study(tmp_path, recall)
   effects_table.main([str(tmp_path)])
   (line,) = [l for l in capsys.readouterr().out.splitlines()
              if l.startswith("| vs Triplet, noise 0 |")]
   assert [c.strip() for c in line.strip("|").split("|")] == [
-      "vs Triplet, noise 0", "3", "-5.0", "—", "—",
+      "vs Triplet, noise 0", "3", "+0.2", "—", "—",
       "inconclusive (equal differences, no t-interval)"]
 
 
