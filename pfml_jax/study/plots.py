@@ -76,8 +76,8 @@ def sweep_figure(result: dict[str, Any], metric: str = "recall@1") -> plt.Figure
     stat = floor["final"].get(metric)
     if stat and stat["n"]:  # the untrained model: a line, as it has no swept value
       axes.axhline(stat["mean"], color="0.4", linestyle=":",
-                   label=f"{floor['group']}: step 0 (floor)" if len(series) > 1 else
-                   "step 0 (floor)")
+                   label=f"{floor['group']}: step 0 (floor), test" if len(series) > 1 else
+                   "step 0 (floor), test")
   axes.set_xticks(list(position.values()), [str(x) for x in xs_all])
   axes.set_xlabel(sweep)
   axes.set_ylabel(f"{metric.replace('recall@', 'Recall@')} (%)")

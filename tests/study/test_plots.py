@@ -1,5 +1,6 @@
 """The ablation plot drawn from an aggregate result: each result's line holds its cells' means,
-the validation classes' result among them, and a long title wraps inside the figure."""
+the validation classes' result among them, the floor is a line at its test result, and a long
+title wraps inside the figure."""
 
 import matplotlib.pyplot as plt
 import pytest
@@ -17,7 +18,8 @@ def _cell(alpha, test, validation):
 RESULT = {"study": "alpha", "sweep": "alpha",
           "description": "Ablation: repulsion beyond attraction, delta_rep - delta_att, a long "
                          "title that would run out of the figure on one line",
-          "cells": [_cell(1, 90.0, 95.0), _cell(3, 91.0, 96.5), _cell(6, 90.5, None)]}
+          "cells": [_cell(1, 90.0, 95.0), _cell(3, 91.0, 96.5), _cell(6, 90.5, None),
+                    dict(_cell(None, 89.9, 95.5), values={}, floor=True)]}
 
 
 def test_every_result_is_a_line_of_its_cells_means():
@@ -25,7 +27,9 @@ def test_every_result_is_a_line_of_its_cells_means():
   (axes,) = figure.axes
   handles, labels = axes.get_legend_handles_labels()
   lines = {label: handle.lines[0].get_ydata() for handle, label in zip(handles, labels)
-           if label != "paper"}
+           if label not in ("paper", "step 0 (floor), test")}
+  (floor,) = [h for h, label in zip(handles, labels) if label == "step 0 (floor), test"]
+  assert list(floor.get_ydata()) == [89.9, 89.9]  # the floor's test result, across the plot
   assert lines["test, final"].tolist() == [90.0, 91.0, 90.5]
   assert lines["test, best over training"].tolist() == pytest.approx([90.1, 91.1, 90.6])
   validation = lines["validation classes (choose by these)"]
