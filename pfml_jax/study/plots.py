@@ -59,7 +59,7 @@ def sweep_figure(result: dict[str, Any], metric: str = "recall@1") -> plt.Figure
   for key in series:
     members = [c for c in cells if _series(c, sweep) == key]
     prefix = f"{key}: " if len(series) > 1 else ""
-    for name in ("final", "best", "validation"):
+    for name in _LABELS:
       stats = [c[name].get(metric) if c[name].get(metric, {}).get("n") else None
                for c in members]
       if any(stats):  # NaN where no run finished: the line breaks there
